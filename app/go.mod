@@ -1,0 +1,7 @@
+module github.com/example/http-go
+
+go 1.25.0
+
+toolchain go1.26.8
+
+require github.com/julienschmidt/httprouter v1.3.0

@@ -1,0 +1,365 @@
+import * as pulumi from "@pulumi/pulumi";
+import { versions } from "./versions";
+
+/**
+ * The stack's settings, read and validated in one place before any resource is created.
+ * Every key is documented (type, default, description) in Pulumi.yaml's `config:` schema.
+ */
+export interface ClusterConfig {
+    /** GCP project that holds every resource (`gcp:project`). */
+    project: string;
+    region: string;
+    zone: string;
+    /** Prefix of every cloud resource name; also the cluster's name in the kubeconfig. */
+    clusterName: string;
+    workerCount: number;
+    machineType: string;
+    /** Kubernetes minor, e.g. "1.36": selects the pkgs.k8s.io repository and kubeadm's version. */
+    kubernetesVersion: string;
+    sshSourceRanges: string[];
+    apiSourceRanges: string[];
+    subnetCidr: string;
+    podCidr: string;
+    serviceCidr: string;
+    bootDiskSizeGb: number;
+    app: AppConfig;
+}
+
+export interface AppConfig {
+    namespace: string;
+    image: string;
+    /** Initial replicas and the autoscaler's floor. */
+    replicas: number;
+    maxReplicas: number;
+    cpuTargetPercent: number;
+}
+
+/** Raw values as strings, exactly as `pulumi config` stores them; absent keys are undefined. */
+export type RawConfig = Partial<Record<RawKey, string>>;
+
+export const projectKeys = [
+    "clusterName",
+    "workerCount",
+    "machineType",
+    "kubernetesVersion",
+    "sshSourceRanges",
+    "apiSourceRanges",
+    "subnetCidr",
+    "podCidr",
+    "serviceCidr",
+    "bootDiskSizeGb",
+    "appNamespace",
+    "appImage",
+    "appReplicas",
+    "appMaxReplicas",
+    "appCpuTargetPercent",
+] as const;
+type ProjectKey = (typeof projectKeys)[number];
+type RawKey = ProjectKey | "gcp:project" | "gcp:region" | "gcp:zone";
+
+/** Defaults of the project keys; Pulumi.yaml repeats them for `pulumi config` users (a test keeps the two equal). */
+export const defaults = {
+    workerCount: 2,
+    machineType: "e2-medium",
+    kubernetesVersion: versions.kubernetesMinor,
+    // Open to the world so that a first `pulumi up` works from any laptop or CI runner: SSH only
+    // accepts the stack's own key and the API server only client certificates. Narrow both to your
+    // own address (README, "Narrowing access").
+    sshSourceRanges: ["0.0.0.0/0"],
+    apiSourceRanges: ["0.0.0.0/0"],
+    subnetCidr: "10.240.0.0/24",
+    podCidr: "10.244.0.0/16",
+    serviceCidr: "10.96.0.0/12",
+    bootDiskSizeGb: 30,
+    appNamespace: "http-go",
+    appImage: versions.appImage,
+    appReplicas: 3,
+    appMaxReplicas: 6,
+    appCpuTargetPercent: 70,
+    region: "us-central1",
+    zone: "us-central1-a",
+} as const;
+
+/** Oldest minor whose kubeadm reads the v1beta4 configuration the provisioning writes. */
+export const minimumKubernetesMinor = 31;
+export const maxWorkers = 10;
+
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(
+            `Invalid stack configuration (nothing was created):\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+        );
+        this.name = "ConfigError";
+    }
+}
+
+/** Reads the stack's config; throws ConfigError (naming key, value, what is accepted) on bad input. */
+export function loadConfig(): ClusterConfig {
+    const project = new pulumi.Config();
+    const gcp = new pulumi.Config("gcp");
+    const raw: RawConfig = {
+        "gcp:project": gcp.get("project"),
+        "gcp:region": gcp.get("region"),
+        "gcp:zone": gcp.get("zone"),
+    };
+    for (const key of projectKeys) {
+        raw[key] = project.get(key);
+    }
+
+    return parseConfig(raw, pulumi.getStack());
+}
+
+/** Pure: validates raw config values and applies defaults. Collects every problem before throwing. */
+export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
+    const problems: string[] = [];
+    // Pulumi.yaml's default for clusterName is "", meaning "derive it from the stack name".
+    const p = new Parser({ ...raw, clusterName: raw.clusterName === "" ? undefined : raw.clusterName }, problems);
+
+    const project = p.requiredString("gcp:project", "your GCP project id, e.g. `pulumi config set gcp:project my-project`");
+    const region = p.pattern("gcp:region", defaults.region, /^[a-z]+-[a-z]+\d+$/, "a GCP region such as us-central1");
+    const zone = p.pattern("gcp:zone", `${region}-a`, zonePattern, "a GCP zone such as us-central1-a");
+    if (raw["gcp:zone"] !== undefined && zonePattern.test(zone) && !zone.startsWith(`${region}-`)) {
+        problems.push(`gcp:zone: "${zone}" is not in gcp:region "${region}"; accepted: a zone of that region, e.g. ${region}-a`);
+    }
+    const clusterName = p.pattern(
+        "clusterName",
+        defaultClusterName(stack),
+        clusterNamePattern,
+        "1 to 20 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen",
+    );
+    const workerCount = p.integer("workerCount", defaults.workerCount, 1, maxWorkers);
+    const machineType = p.machineType("machineType", defaults.machineType);
+    const kubernetesVersion = p.kubernetesMinor("kubernetesVersion", defaults.kubernetesVersion);
+    const sshSourceRanges = p.cidrList("sshSourceRanges", defaults.sshSourceRanges);
+    const apiSourceRanges = p.cidrList("apiSourceRanges", defaults.apiSourceRanges);
+    const subnetCidr = p.cidr("subnetCidr", defaults.subnetCidr);
+    const podCidr = p.cidr("podCidr", defaults.podCidr);
+    const serviceCidr = p.cidr("serviceCidr", defaults.serviceCidr);
+    const bootDiskSizeGb = p.integer("bootDiskSizeGb", defaults.bootDiskSizeGb, 20, 1000);
+    const namespace = p.pattern(
+        "appNamespace",
+        defaults.appNamespace,
+        /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+        "a Kubernetes namespace name (lowercase letters, digits, hyphens; at most 63)",
+    );
+    const image = p.pattern("appImage", defaults.appImage, /^[^\s]+$/, "a container image reference such as ghcr.io/you/http-go:1.0.0");
+    const replicas = p.integer("appReplicas", defaults.appReplicas, 1, 50);
+    const maxReplicas = p.integer("appMaxReplicas", defaults.appMaxReplicas, 1, 100);
+    if (maxReplicas < replicas) {
+        problems.push(`appMaxReplicas: ${maxReplicas} is below appReplicas (${replicas}); accepted: a whole number >= appReplicas`);
+    }
+    const cpuTargetPercent = p.integer("appCpuTargetPercent", defaults.appCpuTargetPercent, 1, 100);
+
+    for (const [a, b] of [
+        ["subnetCidr", "podCidr"],
+        ["subnetCidr", "serviceCidr"],
+        ["podCidr", "serviceCidr"],
+    ] as const) {
+        const ranges = { subnetCidr, podCidr, serviceCidr };
+        if (ranges[a] && ranges[b] && cidrsOverlap(ranges[a], ranges[b])) {
+            problems.push(`${b}: "${ranges[b]}" overlaps ${a} "${ranges[a]}"; accepted: a range disjoint from ${a}`);
+        }
+    }
+
+    if (problems.length > 0) {
+        throw new ConfigError(problems);
+    }
+    return {
+        project,
+        region,
+        zone,
+        clusterName,
+        workerCount,
+        machineType,
+        kubernetesVersion,
+        sshSourceRanges,
+        apiSourceRanges,
+        subnetCidr,
+        podCidr,
+        serviceCidr,
+        bootDiskSizeGb,
+        app: { namespace, image, replicas, maxReplicas, cpuTargetPercent },
+    };
+}
+
+const zonePattern = /^[a-z]+-[a-z]+\d+-[a-z]$/;
+const clusterNamePattern = /^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$/;
+
+/** `k8s-<stack>`, squeezed into a valid GCE name prefix (the service account id caps it at 20). */
+export function defaultClusterName(stack: string): string {
+    const cleaned = `k8s-${stack.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`
+        .slice(0, 20)
+        .replace(/-+$/, "");
+    return cleaned;
+}
+
+/** Parses "a.b.c.d/n" (or a bare address, taken as /32); undefined when malformed. */
+export function parseCidr(text: string): { base: number; prefix: number; canonical: string } | undefined {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(text.trim());
+    if (!m) {
+        return undefined;
+    }
+    const octets = m.slice(1, 5).map(Number);
+    const prefix = m[5] === undefined ? 32 : Number(m[5]);
+    if (octets.some((o) => o > 255) || prefix > 32) {
+        return undefined;
+    }
+    const base = octets.reduce((acc, o) => acc * 256 + o, 0);
+    const size = 2 ** (32 - prefix);
+    if (base % size !== 0) {
+        return undefined; // host bits set: GCP and kubeadm would read it differently than intended
+    }
+    return { base, prefix, canonical: `${octets.join(".")}/${prefix}` };
+}
+
+export function cidrsOverlap(a: string, b: string): boolean {
+    const x = parseCidr(a);
+    const y = parseCidr(b);
+    if (!x || !y) {
+        return false;
+    }
+    const xEnd = x.base + 2 ** (32 - x.prefix);
+    const yEnd = y.base + 2 ** (32 - y.prefix);
+    return x.base < yEnd && y.base < xEnd;
+}
+
+/** Machine shapes below kubeadm's floor of 2 vCPU / 4 GB, by name. Undefined when big enough or unknown. */
+export function undersizedMachineReason(machineType: string): string | undefined {
+    const sharedCore = ["e2-micro", "e2-small", "f1-micro", "g1-small"];
+    if (sharedCore.includes(machineType)) {
+        return "a shared-core type";
+    }
+    const custom = /^(?:[a-z0-9]+-)?custom-(\d+)-(\d+)(?:-ext)?$/.exec(machineType);
+    if (custom) {
+        const [cpus, mb] = [Number(custom[1]), Number(custom[2])];
+        return cpus < 2 || mb < 4096 ? `${cpus} vCPU / ${mb} MB` : undefined;
+    }
+    const predefined = /^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)$/.exec(machineType);
+    if (predefined) {
+        const cpus = Number(predefined[2]);
+        if (cpus < 2) {
+            return `${cpus} vCPU`;
+        }
+        // highcpu shapes carry about 1 GB per vCPU
+        if (predefined[1] === "highcpu" && cpus < 4) {
+            return `${cpus} vCPU / about ${cpus} GB`;
+        }
+    }
+    return undefined;
+}
+
+class Parser {
+    constructor(
+        private readonly raw: RawConfig,
+        private readonly problems: string[],
+    ) {}
+
+    private value(key: RawKey): string | undefined {
+        return this.raw[key];
+    }
+
+    private fail(key: RawKey, value: string, accepted: string): void {
+        this.problems.push(`${key}: ${JSON.stringify(value)} is not valid; accepted: ${accepted}`);
+    }
+
+    requiredString(key: RawKey, accepted: string): string {
+        const v = this.value(key);
+        if (v === undefined || v.trim() === "") {
+            this.problems.push(`${key}: is not set; accepted: ${accepted}`);
+            return "";
+        }
+        return v.trim();
+    }
+
+    pattern(key: RawKey, fallback: string, re: RegExp, accepted: string): string {
+        const v = this.value(key);
+        if (v === undefined) {
+            return fallback;
+        }
+        if (!re.test(v)) {
+            this.fail(key, v, accepted);
+        }
+        return v;
+    }
+
+    integer(key: RawKey, fallback: number, min: number, max: number): number {
+        const v = this.value(key);
+        if (v === undefined) {
+            return fallback;
+        }
+        const n = Number(v.trim());
+        if (v.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+            this.fail(key, v, `a whole number from ${min} to ${max}`);
+            return fallback;
+        }
+        return n;
+    }
+
+    machineType(key: RawKey, fallback: string): string {
+        const v = this.pattern(key, fallback, /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/, "a Compute Engine machine type such as e2-medium");
+        const reason = undersizedMachineReason(v);
+        if (reason) {
+            this.fail(key, v, `a type with at least 2 vCPU and 4 GB memory (kubeadm's floor; e2-medium is the smallest), not ${reason}`);
+        }
+        return v;
+    }
+
+    kubernetesMinor(key: RawKey, fallback: string): string {
+        const v = this.value(key);
+        if (v === undefined) {
+            return fallback;
+        }
+        const m = /^1\.(\d{2})$/.exec(v.trim());
+        if (!m || Number(m[1]) < minimumKubernetesMinor) {
+            this.fail(key, v, `a Kubernetes minor version such as ${versions.kubernetesMinor}, 1.${minimumKubernetesMinor} or newer (no patch, no "v")`);
+            return fallback;
+        }
+        return v.trim();
+    }
+
+    cidr(key: RawKey, fallback: string): string {
+        const v = this.value(key);
+        if (v === undefined) {
+            return fallback;
+        }
+        const parsed = parseCidr(v);
+        if (!parsed || !v.includes("/")) {
+            this.fail(key, v, "an IPv4 CIDR block such as 10.244.0.0/16, without host bits set");
+            return "";
+        }
+        return parsed.canonical;
+    }
+
+    cidrList(key: RawKey, fallback: readonly string[]): string[] {
+        const v = this.value(key);
+        if (v === undefined) {
+            return [...fallback];
+        }
+        const accepted = 'a non-empty list of IPv4 CIDR blocks, e.g. ["203.0.113.7/32"] (a bare address means /32)';
+        let items: unknown;
+        if (v.trim() === "") {
+            this.fail(key, v, accepted);
+            return [];
+        }
+        try {
+            items = v.trim().startsWith("[") ? JSON.parse(v) : v.split(",");
+        } catch {
+            this.fail(key, v, accepted);
+            return [];
+        }
+        if (!Array.isArray(items) || items.length === 0) {
+            this.fail(key, v, accepted);
+            return [];
+        }
+        const result: string[] = [];
+        for (const item of items) {
+            const parsed = typeof item === "string" ? parseCidr(item) : undefined;
+            if (!parsed) {
+                this.problems.push(`${key}: ${JSON.stringify(item)} in ${v} is not valid; accepted: ${accepted}`);
+                continue;
+            }
+            result.push(parsed.canonical);
+        }
+        return result;
+    }
+}

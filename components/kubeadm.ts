@@ -1,0 +1,154 @@
+import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { apiServerPort } from "./network";
+import { ClusterNode, ClusterNodes } from "./nodes";
+import { remoteInvocation, renderScript } from "./scripts";
+import { flannelManifestUrl, versions } from "./versions";
+
+export interface KubeadmClusterArgs {
+    clusterName: string;
+    nodes: ClusterNodes;
+    /** Kubernetes minor, e.g. "1.36": selects the pkgs.k8s.io repository. */
+    kubernetesVersion: string;
+    podCidr: string;
+    serviceCidr: string;
+    /** Images the workers pull while the control plane initialises (e.g. the app's). */
+    workerImages?: string[];
+    /** How long cluster-ready waits for every node to be Ready. */
+    readyTimeoutSeconds?: number;
+}
+
+/**
+ * Turns the VMs into a Kubernetes cluster with kubeadm over SSH.
+ *
+ * Every node prepares in parallel; workers wait for the control plane only to join, each with a
+ * token minted for it at that moment. The kubeconfig (and so the provider) exists only once every
+ * node is Ready, so nothing deployed through the provider races the cluster. The sequence is
+ * in docs/provisioning.md; the graph's shape is held by tests/provisioning-graph.test.ts.
+ */
+export class KubeadmCluster extends pulumi.ComponentResource {
+    /** Admin kubeconfig naming the API server's public IP; secret; only known once all nodes are Ready. */
+    readonly kubeconfig: pulumi.Output<string>;
+    /** Provider for everything deployed into the cluster. */
+    readonly provider: k8s.Provider;
+    /** Names of the Kubernetes nodes, known once they are Ready. */
+    readonly nodeNames: pulumi.Output<string[]>;
+
+    constructor(name: string, args: KubeadmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("kubeadm-gcp:kubeadm:KubeadmCluster", name, {}, opts);
+        const { nodes } = args;
+        const cp = nodes.controlPlane;
+        const step = (node: ClusterNode, what: string) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`;
+        const run = (script: string, env: Record<string, pulumi.Input<string>>) =>
+            pulumi.all(env).apply((values) => remoteInvocation(renderScript(script, values)));
+
+        const prepare = (node: ClusterNode) =>
+            new command.remote.Command(
+                step(node, "prepare"),
+                {
+                    connection: node.connection,
+                    create: run("prepare-node", { K8S_MINOR: args.kubernetesVersion, CONTAINERD_MINOR: versions.containerdMinor }),
+                    triggers: [node.ready.id],
+                },
+                { parent: this },
+            );
+        const pullImages = (node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>) =>
+            new command.remote.Command(
+                step(node, "images"),
+                { connection: node.connection, create: run("pull-images", env), triggers: [prepared.id] },
+                { parent: this },
+            );
+
+        const cpPrepared = prepare(cp);
+        const cpImages = pullImages(cp, cpPrepared, {
+            KUBEADM_IMAGES: "control-plane",
+            MANIFEST_URLS: flannelManifestUrl(),
+            IMAGES: "",
+        });
+        const init = new command.remote.Command(
+            step(cp, "init"),
+            {
+                connection: cp.connection,
+                create: run("kubeadm-init", {
+                    NODE_NAME: cp.name,
+                    ADVERTISE_ADDRESS: cp.internalIp,
+                    PUBLIC_ADDRESS: nodes.apiAddress,
+                    POD_CIDR: args.podCidr,
+                    SERVICE_CIDR: args.serviceCidr,
+                    CLUSTER_NAME: args.clusterName,
+                    FLANNEL_MANIFEST_URL: flannelManifestUrl(),
+                }),
+                triggers: [cpImages.id],
+            },
+            { parent: this },
+        );
+
+        const joined = nodes.workers.map((worker) => {
+            const prepared = prepare(worker);
+            // Overlaps the control plane's init; nothing waits for it.
+            pullImages(worker, prepared, {
+                KUBEADM_IMAGES: "node",
+                MANIFEST_URLS: flannelManifestUrl(),
+                IMAGES: (args.workerImages ?? []).join(" "),
+            });
+            // The control plane's record of this worker: it mints the worker's join token when the
+            // worker is created (bootstrap tokens expire, so none is kept for later scale-outs) and,
+            // when the worker is removed, drains and deletes its node before the VM goes.
+            const admission = new command.remote.Command(
+                step(worker, "admit"),
+                {
+                    connection: cp.connection,
+                    create: run("join-token", { WORKER_NAME: worker.name }),
+                    delete: run("drain-node", { NODE_NAME: worker.name }),
+                    triggers: [init.id, worker.instance.instanceId],
+                    logging: "none",
+                    addPreviousOutputInEnv: false,
+                },
+                { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true },
+            );
+            return new command.remote.Command(
+                step(worker, "join"),
+                {
+                    connection: worker.connection,
+                    create: run("kubeadm-join", { NODE_NAME: worker.name }),
+                    // The join line carries the token: it travels as stdin, never in the script text.
+                    stdin: admission.stdout,
+                    triggers: [prepared.id],
+                },
+                { parent: this },
+            );
+        });
+
+        const allNodes = [cp.name, ...nodes.workers.map((w) => w.name)];
+        const clusterReady = new command.remote.Command(
+            `${name}-cluster-ready`,
+            {
+                connection: cp.connection,
+                create: run("cluster-ready", {
+                    EXPECTED_NODES: allNodes.join(" "),
+                    PUBLIC_ENDPOINT: pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`,
+                    TIMEOUT_SECONDS: String(args.readyTimeoutSeconds ?? 600),
+                }),
+                triggers: [init.id, ...joined.map((j) => j.id)],
+                logging: "none",
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this, additionalSecretOutputs: ["stdout"] },
+        );
+
+        this.kubeconfig = pulumi.secret(clusterReady.stdout);
+        this.nodeNames = clusterReady.stdout.apply(() => allNodes);
+        this.provider = new k8s.Provider(
+            `${name}-k8s`,
+            {
+                kubeconfig: this.kubeconfig,
+                // `destroy` must not hang when the cluster is already gone with its VMs.
+                deleteUnreachable: true,
+            },
+            { parent: this },
+        );
+
+        this.registerOutputs({ kubeconfig: this.kubeconfig, nodeNames: this.nodeNames });
+    }
+}

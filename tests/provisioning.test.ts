@@ -1,0 +1,194 @@
+/**
+ * The kubeadm provisioning graph, derived from the real program under mocks: which SSH steps run
+ * where, what waits for what, and how long the chain from VM to Ready cluster is.
+ */
+import { fakeStdout, ProgramRun, RecordedResource, runProgram } from "./helpers/program";
+
+const minimal = { "gcp:project": "test-project" };
+
+let run: ProgramRun;
+beforeAll(async () => {
+    run = await runProgram(minimal);
+});
+
+const commands = (r: ProgramRun) => r.byType("command:remote:Command");
+const cmd = (r: ProgramRun, suffix: string) => {
+    const found = commands(r).filter((c) => c.name.endsWith(suffix));
+    expect(found.map((c) => c.name)).toHaveLength(1);
+    return found[0];
+};
+const hostOf = (c: RecordedResource) => c.inputs.connection.host as string;
+const cpHost = (r: ProgramRun) => r.outputs.controlPlane.externalIp as string;
+
+/** Direct predecessors of every command among the commands (data flow and dependsOn). */
+function commandGraph(r: ProgramRun): Map<string, string[]> {
+    const names = new Set(commands(r).map((c) => c.name));
+    return new Map(commands(r).map((c) => [c.name, [...new Set([...c.dataDependencies, ...c.dependsOn])].filter((d) => names.has(d))]));
+}
+
+function ancestors(graph: Map<string, string[]>, name: string, seen = new Set<string>()): Set<string> {
+    for (const p of graph.get(name) ?? []) {
+        if (!seen.has(p)) {
+            seen.add(p);
+            ancestors(graph, p, seen);
+        }
+    }
+    return seen;
+}
+
+/** Longest chain of SSH steps ending at `name`, as a list of step names. */
+function criticalPath(graph: Map<string, string[]>, name: string): string[] {
+    const preds = graph.get(name) ?? [];
+    const longest = preds.map((p) => criticalPath(graph, p)).sort((a, b) => b.length - a.length)[0] ?? [];
+    return [...longest, name];
+}
+
+describe("provisioning steps", () => {
+    test("every node prepares itself after its readiness check, in parallel with the others", () => {
+        const graph = commandGraph(run);
+        const prepares = commands(run).filter((c) => c.name.endsWith("-prepare"));
+        expect(prepares).toHaveLength(3);
+        for (const p of prepares) {
+            const node = p.name.replace(/-prepare$/, "").split("-cluster-")[1];
+            expect(graph.get(p.name)).toEqual([expect.stringMatching(new RegExp(`-${node}-ready$`))]);
+            expect(p.inputs.create).toContain("pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/");
+            expect(p.inputs.create).toContain("export K8S_MINOR='1.36'");
+        }
+    });
+
+    test("the configured Kubernetes minor reaches the nodes, and the legacy repository appears nowhere", async () => {
+        const r = await runProgram({ ...minimal, kubernetesVersion: "1.35" });
+        for (const c of commands(r)) {
+            expect(c.inputs.create ?? "").not.toMatch(/apt\.kubernetes\.io|packages\.cloud\.google\.com/);
+            if (c.name.endsWith("-prepare")) {
+                expect(c.inputs.create).toContain("export K8S_MINOR='1.35'");
+            }
+        }
+    });
+
+    test("one kubeadm init, on the control plane, after its images are pulled", () => {
+        const inits = commands(run).filter((c) => c.inputs.create?.includes("kubeadm init"));
+        expect(inits.map((c) => c.name)).toEqual(["k8s-dev-cluster-control-plane-init"]);
+        const init = inits[0];
+        expect(hostOf(init)).toBe(cpHost(run));
+        expect(commandGraph(run).get(init.name)).toEqual(["k8s-dev-cluster-control-plane-images"]);
+        expect(init.inputs.create).toContain(`export PUBLIC_ADDRESS='${cpHost(run)}'`);
+        expect(init.inputs.create).toContain("export POD_CIDR='10.244.0.0/16'");
+        expect(init.inputs.create).toContain("export NODE_NAME='k8s-dev-control-plane'");
+        expect(init.inputs.create).toContain("export FLANNEL_MANIFEST_URL='https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml'");
+    });
+
+    test("each worker joins once, after init, with a token minted for it on the control plane", () => {
+        const graph = commandGraph(run);
+        for (const worker of ["worker-1", "worker-2"]) {
+            const admit = cmd(run, `-${worker}-admit`);
+            const join = cmd(run, `-${worker}-join`);
+            expect(hostOf(admit)).toBe(cpHost(run));
+            expect(admit.inputs.create).toContain(`export WORKER_NAME='k8s-dev-${worker}'`);
+            expect(admit.inputs.create).toContain("kubeadm token create");
+            expect(graph.get(admit.name)).toEqual(["k8s-dev-cluster-control-plane-init"]);
+            expect(hostOf(join)).not.toBe(cpHost(run));
+            expect(join.inputs.stdin).toBe(fakeStdout(admit.name));
+            expect(graph.get(join.name)!.sort()).toEqual([admit.name, `k8s-dev-cluster-${worker}-prepare`].sort());
+            expect(ancestors(graph, join.name)).toContain("k8s-dev-cluster-control-plane-init");
+        }
+        expect(commands(run).filter((c) => c.name.endsWith("-join"))).toHaveLength(2);
+    });
+
+    test("no worker step waits on another worker", async () => {
+        const r = await runProgram({ ...minimal, workerCount: "3" });
+        const graph = commandGraph(r);
+        for (const c of commands(r)) {
+            const mine = /-(worker-\d+)-/.exec(c.name)?.[1];
+            if (!mine) {
+                continue;
+            }
+            const others = [...ancestors(graph, c.name)].filter((a) => /-worker-\d+-/.test(a) && !a.includes(`-${mine}-`));
+            expect({ step: c.name, waitsOn: others }).toEqual({ step: c.name, waitsOn: [] });
+        }
+    });
+
+    test("workers pull their images while the control plane initialises: nothing waits for those pulls", () => {
+        const graph = commandGraph(run);
+        const workerPulls = commands(run).filter((c) => /-worker-\d+-images$/.test(c.name));
+        expect(workerPulls).toHaveLength(2);
+        for (const pull of workerPulls) {
+            expect(pull.inputs.create).toContain("export KUBEADM_IMAGES='node'");
+            expect(pull.inputs.create).toContain("docker.io/gasbugs/http-go:latest");
+            expect(ancestors(graph, pull.name)).not.toContain("k8s-dev-cluster-control-plane-init");
+            const dependents = [...graph.entries()].filter(([, preds]) => preds.includes(pull.name));
+            expect(dependents).toEqual([]);
+        }
+    });
+
+    test("removing a worker drains and deletes its node from the control plane before its VM goes", () => {
+        const admit = cmd(run, "-worker-2-admit");
+        expect(admit.inputs.delete).toContain("export NODE_NAME='k8s-dev-worker-2'");
+        expect(admit.inputs.delete).toContain("kubectl drain");
+        expect(hostOf(admit)).toBe(cpHost(run));
+        // Deleted before the VM because it depends on it.
+        expect(admit.dataDependencies).toContain("k8s-dev-nodes-worker-2");
+    });
+
+    test("scaling out leaves the existing workers' steps untouched", async () => {
+        const bigger = await runProgram({ ...minimal, workerCount: "3" });
+        for (const c of commands(run)) {
+            if (c.name.endsWith("cluster-ready")) {
+                continue;
+            }
+            expect(bigger.get(c.name).inputs).toEqual(c.inputs);
+        }
+        expect(cmd(bigger, "-worker-3-admit").inputs.create).toContain("export WORKER_NAME='k8s-dev-worker-3'");
+    });
+});
+
+describe("kubeconfig and secrets", () => {
+    test("the kubeconfig is read after every node is Ready, from the control plane, without logs", () => {
+        const ready = cmd(run, "-cluster-ready");
+        expect(hostOf(ready)).toBe(cpHost(run));
+        expect(ready.inputs.create).toContain("export EXPECTED_NODES='k8s-dev-control-plane k8s-dev-worker-1 k8s-dev-worker-2'");
+        expect(ready.inputs.create).toContain(`export PUBLIC_ENDPOINT='https://${cpHost(run)}:6443'`);
+        expect(ready.inputs.logging).toBe("none");
+        expect(ready.additionalSecretOutputs).toEqual(["stdout"]);
+        expect(commandGraph(run).get(ready.name)!.sort()).toEqual([
+            "k8s-dev-cluster-control-plane-init",
+            "k8s-dev-cluster-worker-1-join",
+            "k8s-dev-cluster-worker-2-join",
+        ]);
+        expect(run.outputs.kubeconfig).toBe(fakeStdout(ready.name));
+        expect(run.secretOutputs).toContain("kubeconfig");
+    });
+
+    test("the Kubernetes provider is built from the gated kubeconfig and tolerates a vanished cluster", () => {
+        const providers = run.byType("pulumi:providers:kubernetes");
+        expect(providers).toHaveLength(1);
+        expect(providers[0].inputs.kubeconfig).toBe(fakeStdout("k8s-dev-cluster-cluster-ready"));
+        expect(providers[0].inputs.deleteUnreachable).toBe("true");
+        expect(providers[0].secretInputs).toContain("kubeconfig");
+    });
+
+    test("join tokens are secret: minted without logs, passed as secret stdin, never in script text", () => {
+        for (const admit of commands(run).filter((c) => c.name.endsWith("-admit"))) {
+            expect(admit.inputs.logging).toBe("none");
+            expect(admit.additionalSecretOutputs).toEqual(["stdout"]);
+            expect(admit.inputs.addPreviousOutputInEnv).toBe(false);
+        }
+        for (const join of commands(run).filter((c) => c.name.endsWith("-join"))) {
+            expect(join.secretInputs).toContain("stdin");
+            expect(join.secretInputs).not.toContain("create");
+        }
+    });
+
+    test("the chain of SSH steps from VM to Ready cluster stays at its designed length of 7", () => {
+        const path = criticalPath(commandGraph(run), "k8s-dev-cluster-cluster-ready");
+        expect(path.map((p) => p.replace(/^k8s-dev-(cluster|nodes)-/, ""))).toEqual([
+            "control-plane-ready",
+            "control-plane-prepare",
+            "control-plane-images",
+            "control-plane-init",
+            expect.stringMatching(/^worker-\d-admit$/),
+            expect.stringMatching(/^worker-\d-join$/),
+            "cluster-ready",
+        ]);
+    });
+});
