@@ -113,7 +113,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     connection: worker.connection,
                     create: run("kubeadm-join", { NODE_NAME: worker.name }),
                     // The join line carries the token: it travels as stdin, never in the script text.
-                    stdin: admission.stdout,
+                    stdin: pulumi.secret(admission.stdout),
                     triggers: [prepared.id],
                 },
                 { parent: this },

@@ -35,7 +35,13 @@ export function renderScript(name: string, env: Record<string, string>): string 
         });
     const libBody = lib.replace(/^#!.*\n/, "");
     const rest = lines.slice(shebangEnd).join("\n").replace(sourceLibLine, () => libBody.trimEnd());
-    return [lines.slice(0, shebangEnd).join("\n") || "#!/usr/bin/env bash", ...settings, rest].join("\n");
+    const header = [lines.slice(0, shebangEnd).join("\n") || "#!/usr/bin/env bash", renderedMarker(name)];
+    return [...header, ...settings, rest].join("\n");
+}
+
+/** The line that names a rendered script's source, for readers of preview diffs (and tests). */
+export function renderedMarker(name: string): string {
+    return `# scripts/${name}.sh, with its settings, rendered by components/scripts.ts`;
 }
 
 /**

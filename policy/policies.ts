@@ -375,7 +375,7 @@ export const workloadProbesAndRequests: ResourceValidationPolicy = {
             return;
         }
         const kind = shortType(args.type);
-        const containers = knownElements(() => args.props.spec.template.spec.containers);
+        const containers = knownElements(() => args.props.spec?.template?.spec?.containers);
         if (containers === UNKNOWN) {
             return;
         }
@@ -392,7 +392,7 @@ export const workloadProbesAndRequests: ResourceValidationPolicy = {
                 }
             }
             for (const resource of ["cpu", "memory"]) {
-                const request = known(() => container.resources.requests[resource]);
+                const request = known(() => container.resources?.requests?.[resource]);
                 if (isAbsent(request)) {
                     missing.push(`resources.requests.${resource}`);
                 }
@@ -435,11 +435,11 @@ export const loadBalancerIpReserved: StackValidationPolicy = {
 };
 
 function checkLoadBalancerService(service: PolicyResource, reserved: string[], someAddressUnknown: boolean, reportViolation: ReportViolation): void {
-    const type = known(() => service.props.spec.type);
+    const type = known(() => service.props.spec?.type);
     if (type !== "LoadBalancer") {
         return;
     }
-    const annotations = known(() => service.props.metadata.annotations);
+    const annotations = known(() => service.props.metadata?.annotations);
     if (annotations === UNKNOWN) {
         return;
     }

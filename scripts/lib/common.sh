@@ -8,6 +8,7 @@
 #     temporary directory; external commands are called by name so tests can stub them on PATH;
 #   - whatever the network can break is wrapped in `retry` (bounded attempts, exponential backoff).
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the constants below are used by the scripts that source this file
 
 # Root prefix for every absolute filesystem path ("" on a real node).
 ROOT="${FS_ROOT:-}"
@@ -15,15 +16,17 @@ ROOT="${FS_ROOT:-}"
 # The CRI socket of containerd, used by kubeadm, crictl and the kubelet.
 CRI_SOCKET="unix:///run/containerd/containerd.sock"
 
-# Admin kubeconfig written by kubeadm init on the control plane.
+# Admin kubeconfig of the control plane (written by kubeadm-init.sh).
 ADMIN_CONF="$ROOT/etc/kubernetes/admin.conf"
 
 # Writes a progress line to stderr. Anything shaped like a bootstrap token is masked, so a token can
 # never leak into logs through a message (defence in depth: no script logs one on purpose).
 log() {
-    local line
-    line="$(date -u +%H:%M:%S) [${LOG_TAG:-provision}] $*"
-    printf '%s\n' "$line" | sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/<token redacted>/g' >&2
+    local line="[${LOG_TAG:-provision}] $*" token_re='[a-z0-9]{6}\.[a-z0-9]{16}'
+    while [[ $line =~ $token_re ]]; do
+        line="${line//"${BASH_REMATCH[0]}"/<token redacted>}"
+    done
+    printf '%(%H:%M:%S)T %s\n' -1 "$line" >&2
 }
 
 warn() {

@@ -45,7 +45,7 @@ export function fakeIp(name: string): string {
     for (const c of name) {
         h = (h * 31 + c.charCodeAt(0)) >>> 0;
     }
-    return `203.0.${(h >> 8) % 256}.${(h % 253) + 1}`;
+    return `203.0.${(h >>> 8) % 256}.${(h % 253) + 1}`;
 }
 
 export const fakeStdout = (name: string) => `stdout-of:${name}`;
@@ -97,7 +97,7 @@ export async function runProgram(config: Record<string, string>, stack = "dev"):
             newResource: (args) => {
                 const rec = recorded.get(`${args.type}::${args.name}`);
                 if (rec) {
-                    rec.inputs = args.inputs;
+                    rec.inputs = unwrapSecrets(args.inputs);
                     rec.provider = args.provider ? args.provider.split("::")[3]?.split("::")[0] : undefined;
                 }
                 return { id: `${args.name}-id`, state: mockState(args.type, args.name, args.inputs) };
@@ -115,6 +115,7 @@ export async function runProgram(config: Record<string, string>, stack = "dev"):
     );
 
     let program: Record<string, unknown> = {};
+    let loadError: unknown;
     await pulumi.runtime.runInPulumiStack(async () => {
     pulumi.runtime.registerStackTransformation((args) => {
         const rec: RecordedResource = {
@@ -155,20 +156,25 @@ export async function runProgram(config: Record<string, string>, stack = "dev"):
         );
         return undefined;
     });
-    program = require("../../index");
-    return program;
+    try {
+        program = require("../../index");
+    } catch (e) {
+        loadError = e;
+    }
+    return {};
     });
 
+    if (loadError) {
+        await pulumi.runtime.disconnect();
+        throw loadError;
+    }
     const outputs: Record<string, any> = {};
     const secretOutputs: string[] = [];
     for (const [key, value] of Object.entries(program)) {
-        if (pulumi.Output.isInstance(value)) {
-            outputs[key] = await promiseOf(value);
-            if (await (value as any).isSecret) {
-                secretOutputs.push(key);
-            }
-        } else {
-            outputs[key] = value;
+        const output = pulumi.output(value);
+        outputs[key] = await promiseOf(output);
+        if (await (output as any).isSecret) {
+            secretOutputs.push(key);
         }
     }
     // Let every registration finish before reading what was recorded.
@@ -210,4 +216,20 @@ function collectOutputs(value: unknown, pulumi: typeof pulumiType, seen = new Se
         return [];
     }
     return Object.values(value as Record<string, unknown>).flatMap((v) => collectOutputs(v, pulumi, seen));
+}
+
+const secretSig = "4dabf18193072939515e22adb298388d";
+
+/** Provider inputs arrive with secrets still wrapped; tests read plain values (secretInputs says which were secret). */
+function unwrapSecrets(value: any): any {
+    if (Array.isArray(value)) {
+        return value.map(unwrapSecrets);
+    }
+    if (value && typeof value === "object") {
+        if (value[secretSig] !== undefined && "value" in value) {
+            return unwrapSecrets(value.value);
+        }
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
 }

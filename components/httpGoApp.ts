@@ -1,0 +1,262 @@
+import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import type { AppConfig } from "./config";
+
+/** The wait script; its text is handed to `node -` on stdin, so it runs from any working directory. */
+export const waitForUrlScript = path.join(__dirname, "..", "tools", "wait-for-url.js");
+
+/** How long `pulumi up` waits for the app to answer through the load balancer. */
+export const WAIT_TIMEOUT_SECONDS = 300;
+
+/** The port http-go listens on inside the pod. */
+export const CONTAINER_PORT = 8080;
+
+/** UID/GID of the pod: distroless's `nonroot`; numeric so runAsNonRoot can be checked for any image. */
+export const APP_UID = 65532;
+
+export interface HttpGoAppArgs {
+    /** The cluster's provider; every Kubernetes object and nothing else goes through it. */
+    provider: k8s.Provider;
+    /** Namespace, image, replicas (initial and floor), maxReplicas, cpuTargetPercent. */
+    app: AppConfig;
+    /** The load balancer's reserved IPv4 address; MetalLB puts it into the Service's status. */
+    loadBalancerIp: pulumi.Input<string>;
+    /** Name of MetalLB's IPAddressPool holding that address (pass `MetalLb.poolName`: a data link). */
+    addressPool: pulumi.Input<string>;
+    /**
+     * Created before the HorizontalPodAutoscaler when given (pass the MetricsServer component), so
+     * the autoscaler has CPU numbers from its first minute. Nothing else waits for it.
+     */
+    metricsServer?: pulumi.Resource;
+}
+
+/**
+ * The http-go app: Deployment, LoadBalancer Service on the reserved IP, PodDisruptionBudget and
+ * CPU-based HorizontalPodAutoscaler in its own namespace, and a check that `http://<ip>/` answers
+ * through the real GCP load balancer before `url` is exported.
+ */
+export class HttpGoApp extends pulumi.ComponentResource {
+    readonly namespace: k8s.core.v1.Namespace;
+    readonly deployment: k8s.apps.v1.Deployment;
+    readonly service: k8s.core.v1.Service;
+    readonly podDisruptionBudget: k8s.policy.v1.PodDisruptionBudget;
+    readonly autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler;
+    readonly reachable: command.local.Command;
+    /** `http://<ip>/`, resolved only after the app answered 200 through the load balancer. */
+    readonly url: pulumi.Output<string>;
+
+    constructor(name: string, args: HttpGoAppArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("kubeadm-gcp:app:HttpGoApp", name, {}, opts);
+        validateArgs(args);
+        const { app, provider } = args;
+        const k8sOpts = { parent: this, provider };
+
+        // One object for the selector, the pod template, the spread, the PDB and the Service, so
+        // that none of them can select something else than the pods this Deployment runs.
+        const labels = { "app.kubernetes.io/name": "http-go" };
+
+        // The pod below meets the "restricted" Pod Security Standard; enforcing it keeps it so.
+        this.namespace = new k8s.core.v1.Namespace(
+            `${name}-ns`,
+            {
+                metadata: {
+                    name: app.namespace,
+                    labels: {
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    },
+                },
+            },
+            k8sOpts,
+        );
+        const namespace = this.namespace.metadata.name;
+
+        this.deployment = new k8s.apps.v1.Deployment(
+            `${name}-deployment`,
+            {
+                metadata: { name: "http-go", namespace, labels },
+                spec: {
+                    replicas: app.replicas,
+                    selector: { matchLabels: labels },
+                    // Never below the current count during a rollout: one extra pod at a time.
+                    strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+                    template: {
+                        metadata: { labels },
+                        spec: {
+                            // The app never calls the Kubernetes API.
+                            automountServiceAccountToken: false,
+                            securityContext: {
+                                runAsNonRoot: true,
+                                runAsUser: APP_UID,
+                                runAsGroup: APP_UID,
+                                seccompProfile: { type: "RuntimeDefault" },
+                            },
+                            // Soft spread over the workers: one node's loss takes at most about
+                            // half the pods, yet pods still schedule when only one worker is left.
+                            // The tainted control-plane node is not counted as an empty domain.
+                            topologySpreadConstraints: [
+                                {
+                                    maxSkew: 1,
+                                    topologyKey: "kubernetes.io/hostname",
+                                    whenUnsatisfiable: "ScheduleAnyway",
+                                    labelSelector: { matchLabels: labels },
+                                    matchLabelKeys: ["pod-template-hash"],
+                                    nodeTaintsPolicy: "Honor",
+                                },
+                            ],
+                            containers: [
+                                {
+                                    name: "http-go",
+                                    image: app.image,
+                                    ports: [{ name: "http", containerPort: CONTAINER_PORT, protocol: "TCP" }],
+                                    // `/`, not `/healthz`: the seed's image serves only `/`.
+                                    readinessProbe: {
+                                        httpGet: { path: "/", port: "http" },
+                                        periodSeconds: 5,
+                                        timeoutSeconds: 2,
+                                        failureThreshold: 2,
+                                    },
+                                    livenessProbe: {
+                                        httpGet: { path: "/", port: "http" },
+                                        initialDelaySeconds: 5,
+                                        periodSeconds: 10,
+                                        timeoutSeconds: 2,
+                                        failureThreshold: 3,
+                                    },
+                                    // A tiny Go server idles at a few millicores and ~10 MiB. The
+                                    // HPA measures usage against the request, so 50m makes the
+                                    // default 70% target trip at ~35m a pod; 6 pods reserve 300m /
+                                    // 192Mi of two e2-medium workers (~1.9 CPU / ~3 GiB allocatable
+                                    // each) beside kube-proxy, Flannel, CoreDNS, metrics-server and
+                                    // MetalLB. The limits let a pod burst 5x under load and bound a leak.
+                                    resources: {
+                                        requests: { cpu: "50m", memory: "32Mi" },
+                                        limits: { cpu: "250m", memory: "64Mi" },
+                                    },
+                                    securityContext: {
+                                        allowPrivilegeEscalation: false,
+                                        readOnlyRootFilesystem: true,
+                                        capabilities: { drop: ["ALL"] },
+                                    },
+                                },
+                            ],
+                        },
+                    },
+                },
+            },
+            // The HPA owns the replica count once it exists; without this every `pulumi up` would
+            // reset a scaled-out Deployment to the configured floor (and the HPA would scale it
+            // back), flapping the app. The configured count still applies: it is the HPA's minimum.
+            { ...k8sOpts, ignoreChanges: ["spec.replicas"] },
+        );
+
+        this.service = new k8s.core.v1.Service(
+            `${name}-service`,
+            {
+                metadata: {
+                    name: "http-go",
+                    namespace,
+                    labels,
+                    annotations: {
+                        "metallb.io/loadBalancerIPs": args.loadBalancerIp,
+                        "metallb.io/address-pool": args.addressPool,
+                    },
+                },
+                spec: {
+                    type: "LoadBalancer",
+                    selector: labels,
+                    ports: [{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }],
+                    // GCP's health check probes kube-proxy on :10256, which under Cluster policy is
+                    // healthy on every working node, and every node forwards to pods on any node.
+                    // Local would need a per-Service healthCheckNodePort as the probe target instead.
+                    externalTrafficPolicy: "Cluster",
+                },
+            },
+            k8sOpts,
+        );
+
+        this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
+            `${name}-pdb`,
+            {
+                metadata: { name: "http-go", namespace, labels },
+                spec: {
+                    // maxUnavailable rather than minAvailable: with replicas == 1 a drain (scale-in
+                    // of the workers, node upgrade) can still evict the pod instead of hanging.
+                    maxUnavailable: 1,
+                    selector: { matchLabels: labels },
+                },
+            },
+            k8sOpts,
+        );
+
+        this.autoscaler = new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            `${name}-hpa`,
+            {
+                metadata: { name: "http-go", namespace, labels },
+                spec: {
+                    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: this.deployment.metadata.name },
+                    minReplicas: app.replicas,
+                    maxReplicas: app.maxReplicas,
+                    metrics: [
+                        {
+                            type: "Resource",
+                            resource: { name: "cpu", target: { type: "Utilization", averageUtilization: app.cpuTargetPercent } },
+                        },
+                    ],
+                },
+            },
+            { ...k8sOpts, dependsOn: args.metricsServer ? [args.metricsServer] : [] },
+        );
+
+        // MetalLB writes the Service's status whether or not GCP delivers traffic, so the Service
+        // being "ready" proves nothing about the path from the internet. This step does: it runs
+        // on the machine running Pulumi, GETs http://<ip>/ until it answers 200 or the bound
+        // passes, and fails `pulumi up` with what to check otherwise. It waits for the Service (the
+        // hint names it) and re-runs when the address or the pod template changes.
+        const target = pulumi.interpolate`http://${args.loadBalancerIp}/`;
+        this.reachable = new command.local.Command(
+            `${name}-reachable`,
+            {
+                create: pulumi.interpolate`node - '${target}' --timeout-seconds ${WAIT_TIMEOUT_SECONDS} --interval-seconds 5`,
+                stdin: fs.readFileSync(waitForUrlScript, "utf8"),
+                environment: {
+                    WAIT_HINT: pulumi.interpolate`Service ${this.service.metadata.namespace}/${this.service.metadata.name}: kubectl -n ${this.service.metadata.namespace} describe service ${this.service.metadata.name}`,
+                },
+                triggers: [args.loadBalancerIp, pulumi.jsonStringify(this.deployment.spec.template)],
+                logging: "stderr",
+            },
+            { parent: this },
+        );
+
+        // Derived from the check's output: exported only once the check passed.
+        this.url = pulumi.all([this.reachable.stdout, target]).apply(([, url]) => url);
+
+        this.registerOutputs({ url: this.url, namespace });
+    }
+}
+
+function validateArgs(args: HttpGoAppArgs): void {
+    const { app } = args;
+    const problems: string[] = [];
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(app.namespace)) {
+        problems.push(`namespace "${app.namespace}" is not a valid Kubernetes namespace name`);
+    }
+    if (app.image.trim() === "" || /\s/.test(app.image)) {
+        problems.push(`image "${app.image}" is not an image reference`);
+    }
+    if (!Number.isInteger(app.replicas) || app.replicas < 1) {
+        problems.push(`replicas ${app.replicas} must be a whole number >= 1`);
+    }
+    if (!Number.isInteger(app.maxReplicas) || app.maxReplicas < app.replicas) {
+        problems.push(`maxReplicas ${app.maxReplicas} must be a whole number >= replicas (${app.replicas})`);
+    }
+    if (!Number.isInteger(app.cpuTargetPercent) || app.cpuTargetPercent < 1 || app.cpuTargetPercent > 100) {
+        problems.push(`cpuTargetPercent ${app.cpuTargetPercent} must be a whole number from 1 to 100`);
+    }
+    if (problems.length > 0) {
+        throw new Error(`HttpGoApp: ${problems.join("; ")}`);
+    }
+}

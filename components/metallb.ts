@@ -1,0 +1,145 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { helmRepos, versions } from "./versions";
+
+/** Where MetalLB runs; its documentation and webhook configuration assume this name. */
+export const METALLB_NAMESPACE = "metallb-system";
+
+/** MetalLB's address pool API, as served by the CRDs of the pinned chart. */
+export const IP_ADDRESS_POOL_API_VERSION = "metallb.io/v1beta1";
+
+export interface MetalLbArgs {
+    /** The cluster's provider; every object below goes through it. */
+    provider: k8s.Provider;
+    /**
+     * The external IPv4 addresses MetalLB may hand out, each becoming a /32 in the pool. Here:
+     * the load balancer's reserved address, so a Service can only get the IP GCP routes to it.
+     */
+    addresses: pulumi.Input<string>[];
+    /** Name of the IPAddressPool; Services ask for it by the `metallb.io/address-pool` annotation. */
+    poolName?: string;
+}
+
+/**
+ * MetalLB as IP address management only: its controller watches LoadBalancer Services and writes
+ * the address they ask for into `status.loadBalancer.ingress`, which is what kube-proxy needs to
+ * route the address and what Pulumi waits for. The speaker (ARP/BGP announcements) and FRR-K8s
+ * are not installed: on GCE the forwarding rule, not the cluster, steers the address to the nodes,
+ * and announcements from inside a VPC would go nowhere. So there is no L2Advertisement or
+ * BGPAdvertisement either.
+ */
+export class MetalLb extends pulumi.ComponentResource {
+    readonly namespace: k8s.core.v1.Namespace;
+    readonly release: k8s.helm.v3.Release;
+    readonly pool: k8s.apiextensions.CustomResource;
+    /** The pool's name, resolved only once the pool exists (a data link for the Service). */
+    readonly poolName: pulumi.Output<string>;
+
+    constructor(name: string, args: MetalLbArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("kubeadm-gcp:metallb:MetalLb", name, {}, opts);
+        const poolName = args.poolName ?? "gcp-reserved";
+        validateArgs(args, poolName);
+        const provider = args.provider;
+
+        // Created here rather than by Helm's createNamespace so that it carries the pod-security
+        // labels MetalLB's installation guide asks for (its speaker needs host networking if ever
+        // enabled) and so that Pulumi deletes it with the stack.
+        this.namespace = new k8s.core.v1.Namespace(
+            `${name}-ns`,
+            {
+                metadata: {
+                    name: METALLB_NAMESPACE,
+                    labels: {
+                        "pod-security.kubernetes.io/enforce": "privileged",
+                        "pod-security.kubernetes.io/audit": "privileged",
+                        "pod-security.kubernetes.io/warn": "privileged",
+                    },
+                },
+            },
+            { parent: this, provider },
+        );
+
+        // helm.v3.Release (not helm.v4.Chart) because the release as a whole is awaited: the
+        // controller Deployment must be Available before anything that depends on the release
+        // is created, and that is what makes the validating webhook answer the pool below.
+        this.release = new k8s.helm.v3.Release(
+            `${name}-release`,
+            {
+                name: "metallb",
+                chart: "metallb",
+                version: versions.metallbChart,
+                repositoryOpts: { repo: helmRepos.metallb },
+                namespace: this.namespace.metadata.name,
+                createNamespace: false,
+                // Fresh clusters pull the images first; Helm's default of 5 minutes is tight.
+                timeout: 600,
+                values: {
+                    speaker: { enabled: false },
+                    frrk8s: { enabled: false },
+                    // The webhook answers only once the controller has its certificate, which can
+                    // be a moment after the release reports ready. With Ignore, the pool below is
+                    // never refused for that race (one `pulumi up` must be enough); the pool is
+                    // checked against MetalLB's CRD schema by the API server and by our tests.
+                    crds: { validationFailurePolicy: "Ignore" },
+                },
+            },
+            { parent: this, provider },
+        );
+
+        // The pool's kind is defined by the release's CRDs, and nothing in the pool's inputs refers
+        // to the release, so the ordering is explicit.
+        this.pool = new k8s.apiextensions.CustomResource(
+            `${name}-pool`,
+            {
+                apiVersion: IP_ADDRESS_POOL_API_VERSION,
+                kind: "IPAddressPool",
+                metadata: { name: poolName, namespace: this.namespace.metadata.name },
+                spec: {
+                    addresses: args.addresses.map((address) => pulumi.output(address).apply(toHostCidr)),
+                    // Only Services that name the pool (and the address) get it, so no other
+                    // LoadBalancer Service can take the one routed IP.
+                    autoAssign: false,
+                    // A reserved GCP address may well end in .0 or .255; it is a /32, so there is
+                    // no broadcast or network address to avoid.
+                    avoidBuggyIPs: false,
+                },
+            },
+            { parent: this, provider, dependsOn: [this.release] },
+        );
+
+        this.poolName = this.pool.metadata.name;
+
+        this.registerOutputs({ poolName: this.poolName, releaseStatus: this.release.status });
+    }
+}
+
+/** "203.0.113.7" -> "203.0.113.7/32"; refuses anything that is not a single IPv4 address. */
+export function toHostCidr(address: string): string {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\/32)?$/.exec(address.trim());
+    if (!m || m.slice(1, 5).some((o) => Number(o) > 255)) {
+        throw new Error(`MetalLb: address "${address}" is not a single IPv4 address`);
+    }
+    return `${m.slice(1, 5).join(".")}/32`;
+}
+
+function validateArgs(args: MetalLbArgs, poolName: string): void {
+    const problems: string[] = [];
+    if (args.addresses.length === 0) {
+        problems.push("addresses is empty: the pool needs the reserved address");
+    }
+    for (const address of args.addresses) {
+        if (typeof address === "string") {
+            try {
+                toHostCidr(address);
+            } catch (e) {
+                problems.push((e as Error).message.replace(/^MetalLb: /, ""));
+            }
+        }
+    }
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(poolName)) {
+        problems.push(`poolName "${poolName}" is not a valid Kubernetes name`);
+    }
+    if (problems.length > 0) {
+        throw new Error(`MetalLb: ${problems.join("; ")}`);
+    }
+}

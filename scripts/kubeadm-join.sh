@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# kubeadm-join.sh: joins this worker to the cluster (workers, in parallel).
+#
+# Settings (environment):
+#   NODE_NAME  this worker's node name.
+# STDIN: the join command printed by join-token.sh (a Pulumi secret, so it never appears in the
+#   script text): kubeadm join <host:port> --token <token> --discovery-token-ca-cert-hash sha256:<hex>
+#
+# Validates the line (never echoing the token) and runs kubeadm join with --node-name, unless the node
+# has already joined (/etc/kubernetes/kubelet.conf exists): then it reads nothing and exits 0.
+# Prints nothing on stdout.
+set -euo pipefail
+LOG_TAG=kubeadm-join
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+: "${NODE_NAME:?NODE_NAME is required (this worker node name)}"
+require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
+
+KUBELET_CONF="$ROOT/etc/kubernetes/kubelet.conf"
+
+if [[ -f $KUBELET_CONF ]]; then
+    log "$NODE_NAME has already joined ($KUBELET_CONF exists); nothing to do"
+    exit 0
+fi
+
+line=""
+IFS= read -r line || true
+[[ -n ${line//[[:space:]]/} ]] || die "no join command on stdin (expected the output of join-token.sh)"
+
+# Parse the words of the line; error messages name the faulty part, never its value.
+read -r -a words <<<"$line"
+[[ ${#words[@]} -ge 2 && ${words[0]} == kubeadm && ${words[1]} == join ]] ||
+    die "malformed join command on stdin: it must start with 'kubeadm join' (value not shown)"
+endpoint="" token="" ca_hash=""
+i=2
+while ((i < ${#words[@]})); do
+    word="${words[i]}"
+    case "$word" in
+        --token | --discovery-token-ca-cert-hash)
+            ((i + 1 < ${#words[@]})) || die "malformed join command on stdin: $word has no value"
+            if [[ $word == --token ]]; then token="${words[i + 1]}"; else ca_hash="${words[i + 1]}"; fi
+            i=$((i + 2))
+            ;;
+        --*)
+            die "malformed join command on stdin: unexpected flag ${word%%=*}"
+            ;;
+        *)
+            [[ -z $endpoint ]] || die "malformed join command on stdin: more than one API server endpoint"
+            endpoint="$word"
+            i=$((i + 1))
+            ;;
+    esac
+done
+[[ $endpoint =~ ^[A-Za-z0-9.-]+:[0-9]{1,5}$ ]] ||
+    die "malformed join command on stdin: the API server endpoint is missing or not host:port"
+[[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] ||
+    die "malformed join command on stdin: --token is missing or not of the form [a-z0-9]{6}.[a-z0-9]{16} (value not shown)"
+[[ $ca_hash =~ ^sha256:[a-f0-9]{64}$ ]] ||
+    die "malformed join command on stdin: --discovery-token-ca-cert-hash is missing or not sha256:<64 hex digits>"
+
+# A join that failed half-way leaves files kubeadm's preflight checks refuse; clear them first.
+if [[ -e "$ROOT/etc/kubernetes/bootstrap-kubelet.conf" || -e "$ROOT/etc/kubernetes/pki/ca.crt" ]]; then
+    warn "leftovers of an earlier, unfinished join found; running kubeadm reset -f before joining"
+    kubeadm reset -f >&2
+fi
+
+log "joining $NODE_NAME to the cluster at $endpoint"
+kubeadm join "$endpoint" --token "$token" --discovery-token-ca-cert-hash "$ca_hash" \
+    --node-name "$NODE_NAME" --cri-socket "$CRI_SOCKET" >&2 ||
+    die "kubeadm join failed; check 'journalctl -u kubelet' on $NODE_NAME and that the control plane is reachable at $endpoint"
+log "$NODE_NAME joined the cluster"

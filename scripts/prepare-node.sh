@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# prepare-node.sh: turns a fresh Ubuntu 24.04 VM into a Kubernetes node (every node, in parallel).
+#
+# Settings (environment):
+#   K8S_MINOR         Kubernetes minor, e.g. 1.36: selects the pkgs.k8s.io repository.
+#   CONTAINERD_MINOR  containerd minor, e.g. 2.2: containerd.io from Docker's repository, newest patch.
+#
+# Waits for cloud-init, disables swap, loads overlay/br_netfilter, sets the bridge/forwarding sysctls,
+# installs containerd 2.x (systemd cgroup driver, verified), kubelet, kubeadm, kubectl and cri-tools
+# (held), writes /etc/crictl.yaml and enables the kubelet. Idempotent: on a provisioned node it
+# changes no file, installs nothing and restarts nothing. Prints nothing on stdout.
+set -euo pipefail
+LOG_TAG=prepare-node
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+: "${K8S_MINOR:?K8S_MINOR is required (Kubernetes minor version such as 1.36)}"
+: "${CONTAINERD_MINOR:?CONTAINERD_MINOR is required (containerd 2.x minor version such as 2.2)}"
+require_match K8S_MINOR "$K8S_MINOR" '^1\.[0-9]+$' "a Kubernetes minor such as 1.36"
+require_match CONTAINERD_MINOR "$CONTAINERD_MINOR" '^2\.[0-9]+$' "a containerd 2.x minor such as 2.2 (Ubuntu's own containerd 1.7 is end-of-life)"
+
+export DEBIAN_FRONTEND=noninteractive
+# Keep Ubuntu's needrestart hook from restarting services in the middle of provisioning.
+export NEEDRESTART_SUSPEND=1
+CLOUD_INIT_TIMEOUT_SECONDS="${CLOUD_INIT_TIMEOUT_SECONDS:-900}"
+
+DOCKER_REPO_URL="https://download.docker.com/linux/ubuntu"
+DOCKER_KEYRING="/etc/apt/keyrings/docker.asc"
+DOCKER_SOURCE="/etc/apt/sources.list.d/docker.sources"
+K8S_REPO_URL="https://pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/"
+K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
+CONTAINERD_CONFIG="/etc/containerd/config.toml"
+RUNC_OPTIONS_TABLE="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]"
+PINNED_IMAGES_TABLE="[plugins.'io.containerd.cri.v1.images'.pinned_images]"
+HELD_PACKAGES=(containerd.io kubelet kubeadm kubectl)
+
+# Every apt-get call waits up to 10 minutes for the dpkg lock (unattended-upgrades holds it at first
+# boot) and is retried, since mirrors and repositories can fail transiently.
+apt_get() {
+    retry apt-get -q -o DPkg::Lock::Timeout=600 "$@" >&2
+}
+
+apt_install() {
+    apt_get install -y \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+wait_for_cloud_init() {
+    command -v cloud-init >/dev/null 2>&1 ||
+        die "cloud-init is not installed: this script expects an Ubuntu cloud image, whose first boot it waits for"
+    log "waiting for cloud-init to finish first boot (at most ${CLOUD_INIT_TIMEOUT_SECONDS}s)"
+    local rc=0
+    timeout "$CLOUD_INIT_TIMEOUT_SECONDS" cloud-init status --wait >&2 || rc=$?
+    case "$rc" in
+        0) log "cloud-init is done" ;;
+        # 2: done with recoverable errors ("degraded"); 1: finished in error. Either way first boot
+        # is over, which is all this script waits for.
+        1 | 2) warn "cloud-init finished with exit code $rc (errors or warnings, see 'cloud-init status --long'); continuing" ;;
+        124) die "cloud-init did not finish within ${CLOUD_INIT_TIMEOUT_SECONDS}s; see 'cloud-init status --long' and /var/log/cloud-init-output.log" ;;
+        *) die "'cloud-init status --wait' failed with exit code $rc" ;;
+    esac
+}
+
+disable_swap() {
+    if [[ -n "$(swapon --show --noheadings 2>/dev/null || true)" ]]; then
+        log "turning swap off"
+        swapoff -a
+    fi
+    local fstab="$ROOT/etc/fstab"
+    [[ -f $fstab ]] || return 0
+    # Comment out active swap entries (third field "swap"); comments and other lines stay as they are.
+    awk '!/^[[:space:]]*#/ && $3 == "swap" { print "#" $0; next } { print }' "$fstab" >"$WORK/fstab"
+    if update_file "$fstab" 0644 "$WORK/fstab"; then
+        log "commented out the swap entries of /etc/fstab"
+    fi
+}
+
+configure_kernel() {
+    local module key changed=0 apply=0
+    printf '%s\n' overlay br_netfilter >"$WORK/modules"
+    update_file "$ROOT/etc/modules-load.d/k8s.conf" 0644 "$WORK/modules" || true
+    for module in overlay br_netfilter; do
+        if [[ ! -d "$ROOT/sys/module/$module" ]]; then
+            log "loading kernel module $module"
+            modprobe "$module"
+        fi
+    done
+
+    local sysctls=(net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward)
+    printf '%s = 1\n' "${sysctls[@]}" >"$WORK/sysctl"
+    if update_file "$ROOT/etc/sysctl.d/99-kubernetes.conf" 0644 "$WORK/sysctl"; then
+        changed=1
+    fi
+    for key in "${sysctls[@]}"; do
+        [[ "$(sysctl -n "$key" 2>/dev/null || true)" == 1 ]] || apply=1
+    done
+    if ((changed || apply)); then
+        log "applying sysctl settings"
+        sysctl --system >&2
+    fi
+}
+
+install_base_tools() {
+    local missing=() pkg
+    for pkg in ca-certificates curl gpg; do
+        pkg_installed "$pkg" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt_get update
+        apt_install "${missing[@]}"
+    fi
+}
+
+os_codename() {
+    local codename
+    codename="$(sed -n -E 's/^VERSION_CODENAME="?([a-z]+)"?$/\1/p' "$ROOT/etc/os-release" | head -n 1)"
+    [[ -n $codename ]] || die "no VERSION_CODENAME in /etc/os-release"
+    printf '%s\n' "$codename"
+}
+
+# Sets REPOS_CHANGED=1 when a key or source file was written.
+REPOS_CHANGED=0
+
+configure_docker_repo() {
+    local codename arch
+    codename="$(os_codename)"
+    arch="$(dpkg --print-architecture)"
+    if [[ ! -s "$ROOT$DOCKER_KEYRING" ]]; then
+        log "fetching Docker's apt key"
+        retry curl -fsSL "$DOCKER_REPO_URL/gpg" -o "$WORK/docker.asc"
+        if update_file "$ROOT$DOCKER_KEYRING" 0644 "$WORK/docker.asc"; then
+            REPOS_CHANGED=1
+        fi
+    fi
+    cat >"$WORK/docker.sources" <<EOF
+Types: deb
+URIs: $DOCKER_REPO_URL
+Suites: $codename
+Components: stable
+Architectures: $arch
+Signed-By: $DOCKER_KEYRING
+EOF
+    if update_file "$ROOT$DOCKER_SOURCE" 0644 "$WORK/docker.sources"; then
+        REPOS_CHANGED=1
+    fi
+}
+
+configure_kubernetes_repo() {
+    printf 'deb [signed-by=%s] %s /\n' "$K8S_KEYRING" "$K8S_REPO_URL" >"$WORK/kubernetes.list"
+    # A missing key, or a source for another minor (an upgrade), means fetching this minor's key.
+    if [[ ! -s "$ROOT$K8S_KEYRING" ]] || ! cmp -s "$WORK/kubernetes.list" "$ROOT$K8S_SOURCE"; then
+        log "fetching the apt key of $K8S_REPO_URL"
+        retry curl -fsSL "${K8S_REPO_URL}Release.key" -o "$WORK/Release.key"
+        gpg --batch --yes --dearmor -o "$WORK/kubernetes-apt-keyring.gpg" "$WORK/Release.key"
+        if update_file "$ROOT$K8S_KEYRING" 0644 "$WORK/kubernetes-apt-keyring.gpg"; then
+            REPOS_CHANGED=1
+        fi
+    fi
+    if update_file "$ROOT$K8S_SOURCE" 0644 "$WORK/kubernetes.list"; then
+        log "apt source now points at Kubernetes v$K8S_MINOR"
+        REPOS_CHANGED=1
+    fi
+}
+
+install_packages() {
+    local missing=() pkg
+    # Docker's containerd.io 2.x (the minor given, newest patch); it conflicts with and so replaces
+    # Ubuntu's own containerd package, which is never installed.
+    pkg_installed containerd.io || missing+=("containerd.io=${CONTAINERD_MINOR}.*")
+    # conntrack: kubeadm 1.31's preflight requires it and some 1.31 kubelet packages lost the dependency.
+    for pkg in kubelet kubeadm kubectl cri-tools conntrack; do
+        pkg_installed "$pkg" || missing+=("$pkg")
+    done
+    if ((REPOS_CHANGED || ${#missing[@]})); then
+        apt_get update
+    fi
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+
+    local held to_hold=()
+    held="$(apt-mark showhold)"
+    for pkg in "${HELD_PACKAGES[@]}"; do
+        grep -qxF "$pkg" <<<"$held" || to_hold+=("$pkg")
+    done
+    if ((${#to_hold[@]})); then
+        apt-mark hold "${to_hold[@]}" >&2
+    fi
+
+    local version
+    # shellcheck disable=SC2016 # ${Version} is a dpkg-query format field
+    version="$(dpkg-query -W -f='${Version}' containerd.io)"
+    [[ $version == "${CONTAINERD_MINOR}."* ]] ||
+        warn "containerd.io $version is installed, not ${CONTAINERD_MINOR}.x; upgrading a live node is a manual step (see docs/provisioning.md)"
+    # shellcheck disable=SC2016
+    version="$(dpkg-query -W -f='${Version}' kubeadm)"
+    [[ $version == "${K8S_MINOR}."* ]] ||
+        warn "kubeadm $version is installed, not ${K8S_MINOR}.x; the apt source now points at v$K8S_MINOR, upgrade with kubeadm upgrade (see docs/provisioning.md)"
+}
+
+# toml_set FILE TABLE KEY VALUE [create|existing]: makes `KEY = VALUE` the first line of TABLE (a header
+# such as [plugins.'a'.b]; quoting style and spacing in FILE do not matter) and drops any other KEY line
+# of that table. When FILE lacks TABLE: "create" appends it, "existing" leaves FILE alone and returns 3.
+toml_set() {
+    local file="$1" table="$2" key="$3" value="$4" mode="${5:-create}"
+    awk -v table="$table" -v key="$key" -v value="$value" -v mode="$mode" '
+        function norm(s) { gsub(/[[:space:]]/, "", s); gsub(/"/, "\047", s); return s }
+        BEGIN { want = norm(table) }
+        /^[[:space:]]*\[/ {
+            intable = (norm($0) == want)
+            print
+            if (intable) {
+                found = 1
+                match($0, /^[[:space:]]*/)
+                print substr($0, 1, RLENGTH) "  " key " = " value
+            }
+            next
+        }
+        intable && $0 ~ ("^[[:space:]]*" key "[[:space:]]*=") { next }
+        { print }
+        END {
+            if (!found) {
+                if (mode != "create") exit 3
+                print ""
+                print table
+                print "  " key " = " value
+            }
+        }' "$file" >"$file.new" || return $?
+    mv -f "$file.new" "$file"
+}
+
+# toml_get TABLE KEY < FILE: prints the value of KEY in TABLE (nothing when absent).
+toml_get() {
+    awk -v table="$1" -v key="$2" '
+        function norm(s) { gsub(/[[:space:]]/, "", s); gsub(/"/, "\047", s); return s }
+        BEGIN { want = norm(table) }
+        /^[[:space:]]*\[/ { intable = (norm($0) == want); next }
+        intable && $0 ~ ("^[[:space:]]*" key "[[:space:]]*=") {
+            sub(/^[^=]*=[[:space:]]*/, ""); sub(/[[:space:]]+$/, ""); print; exit
+        }'
+}
+
+# The pause image of the installed kubeadm (offline: the version is given explicitly).
+kubeadm_pause_image() {
+    local version images
+    version="$(kubeadm version -o short)" || return 1
+    images="$(kubeadm config images list --kubernetes-version "$version" 2>/dev/null)" || return 1
+    grep -m 1 -E '/pause:' <<<"$images"
+}
+
+configure_containerd() {
+    local config="$WORK/config.toml" pause changed=0
+    containerd config default >"$config"
+    # containerd 2.x (config version 3) reads the cgroup driver from this table; its default config
+    # may not mention SystemdCgroup at all, so the key is set, not search-and-replaced.
+    toml_set "$config" "$RUNC_OPTIONS_TABLE" SystemdCgroup true create
+    if pause="$(kubeadm_pause_image)" && [[ -n $pause ]]; then
+        toml_set "$config" "$PINNED_IMAGES_TABLE" sandbox "'$pause'" existing ||
+            log "no $PINNED_IMAGES_TABLE in containerd's default config; keeping its sandbox image"
+    else
+        warn "could not list kubeadm's images; keeping containerd's default sandbox (pause) image"
+    fi
+    if update_file "$ROOT$CONTAINERD_CONFIG" 0644 "$config"; then
+        changed=1
+    fi
+
+    # Fail unless containerd itself reads the systemd cgroup driver from the file (a kubelet on the
+    # systemd driver with containerd on cgroupfs makes pods restart endlessly).
+    local dump value
+    dump="$(containerd --config "$ROOT$CONTAINERD_CONFIG" config dump)" ||
+        die "'containerd config dump' failed: $CONTAINERD_CONFIG is not a valid containerd configuration"
+    value="$(toml_get "$RUNC_OPTIONS_TABLE" SystemdCgroup <<<"$dump")"
+    [[ $value == true ]] ||
+        die "containerd does not use the systemd cgroup driver: 'containerd config dump' shows SystemdCgroup = ${value:-<unset>} in $RUNC_OPTIONS_TABLE, expected true (check $CONTAINERD_CONFIG)"
+    log "containerd uses the systemd cgroup driver"
+
+    if ((changed)); then
+        log "restarting containerd to load the new configuration"
+        systemctl restart containerd
+    elif ! systemctl is-active --quiet containerd; then
+        systemctl start containerd
+    fi
+    systemctl is-enabled --quiet containerd || systemctl enable containerd
+}
+
+configure_crictl() {
+    cat >"$WORK/crictl.yaml" <<EOF
+runtime-endpoint: $CRI_SOCKET
+image-endpoint: $CRI_SOCKET
+timeout: 30
+EOF
+    update_file "$ROOT/etc/crictl.yaml" 0644 "$WORK/crictl.yaml" || true
+}
+
+enable_kubelet() {
+    # Until the node is initialised or joined, the kubelet restarts in a loop; that is expected.
+    if ! systemctl is-enabled --quiet kubelet; then
+        systemctl enable --now kubelet >&2
+    fi
+}
+
+wait_for_cloud_init
+disable_swap
+configure_kernel
+install_base_tools
+configure_docker_repo
+configure_kubernetes_repo
+install_packages
+configure_containerd
+configure_crictl
+enable_kubelet
+log "node prepared: containerd ${CONTAINERD_MINOR}.x, Kubernetes v${K8S_MINOR} packages"

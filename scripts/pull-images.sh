@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# pull-images.sh: pre-pulls container images so that initialising the control plane, joining the
+# workers and starting the CNI do not wait on downloads (every node, after prepare-node.sh; the
+# workers' pulls overlap kubeadm-init.sh on the control plane).
+#
+# Settings (environment):
+#   KUBEADM_IMAGES  control-plane: every image `kubeadm config images pull` fetches for the installed
+#                   kubeadm version; node: only kube-proxy and pause from that list (what a worker
+#                   runs); none: no kubeadm image.
+#   IMAGES          space-separated extra image references (may be empty).
+#   MANIFEST_URLS   space-separated URLs of YAML manifests whose `image:` references are pulled
+#                   (e.g. Flannel's kube-flannel.yml; may be empty).
+#
+# Images already present (`crictl inspecti` succeeds) are skipped; pulls are retried. Idempotent.
+# Prints nothing on stdout.
+set -euo pipefail
+LOG_TAG=pull-images
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+: "${KUBEADM_IMAGES:?KUBEADM_IMAGES is required (control-plane, node or none)}"
+IMAGES="${IMAGES:-}"
+MANIFEST_URLS="${MANIFEST_URLS:-}"
+case "$KUBEADM_IMAGES" in
+    control-plane | node | none) ;;
+    *) die "KUBEADM_IMAGES must be control-plane, node or none, got '$KUBEADM_IMAGES'" ;;
+esac
+
+PULLED=0
+SKIPPED=0
+
+image_present() {
+    crictl inspecti "$1" >/dev/null 2>&1
+}
+
+pull_image() {
+    local image="$1"
+    if image_present "$image"; then
+        log "already present: $image"
+        SKIPPED=$((SKIPPED + 1))
+        return 0
+    fi
+    log "pulling $image"
+    retry crictl pull "$image" >&2 || die "could not pull $image (check the node's outbound access to its registry)"
+    PULLED=$((PULLED + 1))
+}
+
+# The images kubeadm uses for the installed kubeadm version (listing is offline with the version given).
+kubeadm_images() {
+    local version
+    version="$(kubeadm version -o short)"
+    kubeadm config images list --kubernetes-version "$version"
+}
+
+# Prints the image references of a YAML manifest, one per line.
+manifest_images() {
+    sed -n -E "s/^[[:space:]]*(-[[:space:]]+)?image:[[:space:]]*[\"']?([^\"'[:space:]#]+)[\"']?.*$/\2/p" "$1"
+}
+
+declare -A SEEN=()
+QUEUE=()
+queue_image() {
+    [[ -n $1 ]] || return 0
+    [[ -n ${SEEN[$1]:-} ]] && return 0
+    SEEN[$1]=1
+    QUEUE+=("$1")
+}
+
+case "$KUBEADM_IMAGES" in
+    control-plane)
+        version="$(kubeadm version -o short)"
+        cp_images="$(kubeadm_images)"
+        [[ -n $cp_images ]] || die "kubeadm config images list named no image"
+        missing=0
+        while IFS= read -r image; do
+            [[ -n $image ]] || continue
+            SEEN[$image]=1
+            if ! image_present "$image"; then
+                missing=$((missing + 1))
+            fi
+        done <<<"$cp_images"
+        if ((missing)); then
+            log "pulling the control-plane images of kubeadm $version ($missing missing)"
+            retry kubeadm config images pull --kubernetes-version "$version" --cri-socket "$CRI_SOCKET" >&2
+        else
+            log "the control-plane images of kubeadm $version are all present"
+        fi
+        ;;
+    node)
+        node_images="$(kubeadm_images | grep -E '/(kube-proxy|pause):' || true)"
+        [[ -n $node_images ]] || die "kubeadm config images list named no kube-proxy or pause image"
+        while IFS= read -r image; do
+            queue_image "$image"
+        done <<<"$node_images"
+        ;;
+    none) ;;
+esac
+
+read -r -a manifest_urls <<<"$MANIFEST_URLS"
+read -r -a extra_images <<<"$IMAGES"
+
+index=0
+for url in "${manifest_urls[@]}"; do
+    index=$((index + 1))
+    manifest="$WORK/manifest-$index.yaml"
+    log "reading images from $url"
+    retry curl -fsSL "$url" -o "$manifest" || die "could not download $url"
+    found=0
+    while IFS= read -r image; do
+        queue_image "$image"
+        found=$((found + 1))
+    done < <(manifest_images "$manifest")
+    ((found)) || warn "no image: lines in $url"
+done
+
+for image in "${extra_images[@]}"; do
+    queue_image "$image"
+done
+
+for image in "${QUEUE[@]}"; do
+    pull_image "$image"
+done
+log "done: $PULLED pulled, $SKIPPED already present"

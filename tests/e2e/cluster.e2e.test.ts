@@ -1,0 +1,249 @@
+/**
+ * End to end, on real GCP: `pulumi up` of a throwaway stack of this program, then the app must
+ * answer on the `url` output from more than one pod, every node must be Ready, and `pulumi
+ * destroy` must leave nothing behind. Prints how long each phase took; the headline is the time
+ * from the start of `up` to the first HTTP 200 ("time to a serving URL").
+ *
+ * Run it (about 30-40 minutes, creates billable VMs, deletes them at the end):
+ *
+ *     E2E_GCP_PROJECT=my-project npx jest tests/e2e
+ *
+ * Optional: E2E_GCP_REGION (us-central1), E2E_GCP_ZONE (<region>-a), PULUMI_BACKEND_URL (default:
+ * a file:// backend in a temporary directory), PULUMI_CONFIG_PASSPHRASE (default: a random one,
+ * the stack lives for this run only). Needs the Pulumi CLI and GCP credentials (e.g. `gcloud auth
+ * application-default login`); without them, or without E2E_GCP_PROJECT, it skips and says why.
+ * If the run is interrupted, list leftovers with `gcloud compute instances list --filter=name~k8s-e2e-`.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as http from "http";
+import * as https from "https";
+import * as os from "os";
+import * as path from "path";
+import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { decideE2e, E2eSettings, probeMachine } from "./preconditions";
+import {
+    ClusterCredentials,
+    formatTimings,
+    kubeconfigCredentials,
+    leftoverResources,
+    nodeProblems,
+    nodeStatuses,
+    NodeStatus,
+    parseGreeting,
+    Phase,
+    pollUntil,
+} from "./support";
+
+const repoRoot = path.resolve(__dirname, "..", "..");
+const policyPackDir = path.join(repoRoot, "policy");
+const minute = 60_000;
+
+const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-gcp-e2e-"));
+const decision = decideE2e(probeMachine(), tmpDir, crypto.randomBytes(3).toString("hex"));
+if (!decision.run) {
+    console.log(`e2e skipped: ${decision.reason}`);
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+}
+const describeE2e = decision.run ? describe : describe.skip;
+
+describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () => {
+    const settings = (decision as { settings: E2eSettings }).settings;
+    const phases: Record<string, Phase> = {
+        up: { name: "pulumi up" },
+        firstOk: { name: "first HTTP 200, from start of up", note: "<- time to a serving URL" },
+        pods: { name: "greetings from 2+ pods" },
+        nodes: { name: "nodes Ready check" },
+        destroy: { name: "pulumi destroy" },
+    };
+    let stack: Stack | undefined;
+    let upStartedAt = 0;
+    let outputs: Record<string, unknown> = {};
+    let destroyed = false;
+    let removed = false;
+
+    const log = (msg: string) => process.stdout.write(`[e2e ${settings.stackName}] ${msg}\n`);
+    const stream = (out: string) => process.stdout.write(out);
+
+    beforeAll(async () => {
+        log(
+            `project ${settings.project}, ${settings.zone}; backend ${settings.backendUrl}; credentials: ${settings.credentials}; ` +
+                `pulumi ${settings.pulumiVersion}${settings.generatedPassphrase ? "; generated passphrase" : ""}`,
+        );
+        stack = await LocalWorkspace.createOrSelectStack(
+            { stackName: settings.stackName, workDir: repoRoot },
+            { envVars: settings.pulumiEnv },
+        );
+        await stack.setAllConfig({
+            "gcp:project": { value: settings.project },
+            "gcp:region": { value: settings.region },
+            "gcp:zone": { value: settings.zone },
+        });
+    }, 5 * minute);
+
+    afterAll(async () => {
+        // Whatever failed above, never leave billable VMs or a stack behind.
+        if (stack && !destroyed) {
+            log("cleaning up after a failure: pulumi destroy");
+            await stack.destroy({ onOutput: stream, color: "never" }).catch((e) => log(`destroy failed, clean up by hand: ${String(e)}`));
+        }
+        if (stack && !removed) {
+            await stack.workspace.removeStack(settings.stackName).catch((e) => log(`stack rm failed: ${String(e)}`));
+        }
+        fs.rmSync(path.join(repoRoot, `Pulumi.${settings.stackName}.yaml`), { force: true });
+        fs.rmSync(tmpDir, { recursive: true, force: true });
+        console.log(formatTimings(`e2e timings, stack ${settings.stackName} (${settings.zone})`, Object.values(phases)));
+    }, 30 * minute);
+
+    test("pulumi up creates the cluster and exports url and kubeconfig", async () => {
+        const policyPacks = fs.existsSync(path.join(policyPackDir, "node_modules", "@pulumi", "policy")) ? [policyPackDir] : [];
+        log(policyPacks.length > 0 ? "with the policy pack" : "without the policy pack (run `npm ci --prefix policy` to include it)");
+        // The headline clock starts here. Stack outputs (the url) are known only once `up` returns,
+        // so the first 200 is looked for right after it; the headline includes the whole `up`.
+        upStartedAt = Date.now();
+        const result = await stack!.up({ onOutput: stream, color: "never", policyPacks });
+        phases.up.seconds = (Date.now() - upStartedAt) / 1000;
+        outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
+        expect(typeof outputs.url).toBe("string");
+        expect(typeof outputs.kubeconfig).toBe("string");
+    }, 45 * minute);
+
+    test("the url answers 200 with http-go's greeting", async () => {
+        const url = String(outputs.url);
+        let last = "no response yet";
+        await pollUntil(
+            `GET ${url}`,
+            async () => {
+                const r = await httpGet(url).catch((e: Error) => ({ status: 0, body: e.message }));
+                last = `${r.status} ${r.body.slice(0, 120)}`;
+                return r.status === 200 ? r : undefined;
+            },
+            { timeoutMs: 10 * minute, intervalMs: 5000 },
+            () => last,
+        );
+        phases.firstOk.seconds = (Date.now() - upStartedAt) / 1000;
+        const r = await httpGet(url);
+        expect(r.status).toBe(200);
+        expect(parseGreeting(r.body)).toBeDefined();
+    }, 12 * minute);
+
+    test("more than one pod answers behind the load balancer", async () => {
+        const url = String(outputs.url);
+        const started = Date.now();
+        const hosts = new Set<string>();
+        let requests = 0;
+        await pollUntil(
+            "greetings from more than one pod",
+            async () => {
+                requests++;
+                // A new TCP connection per request: the load balancer and kube-proxy pick per connection.
+                const r = await httpGet(url).catch(() => undefined);
+                const host = r && r.status === 200 ? parseGreeting(r.body) : undefined;
+                if (host) {
+                    hosts.add(host);
+                }
+                return hosts.size > 1 ? hosts : undefined;
+            },
+            { timeoutMs: 5 * minute, intervalMs: 200 },
+            () => `${requests} requests, pods seen: ${[...hosts].join(", ") || "none"}`,
+        );
+        phases.pods.seconds = (Date.now() - started) / 1000;
+        phases.pods.note = `${hosts.size} pods in ${requests} requests`;
+        log(`pods answering: ${[...hosts].join(", ")}`);
+        expect(hosts.size).toBeGreaterThan(1);
+    }, 6 * minute);
+
+    test("every node is Ready (through the kubeconfig output)", async () => {
+        const started = Date.now();
+        const creds = kubeconfigCredentials(String(outputs.kubeconfig));
+        const expected = Array.isArray(outputs.nodeNames) ? (outputs.nodeNames as string[]) : [];
+        let statuses: NodeStatus[] = [];
+        let problems: string[] = ["not asked yet"];
+        await pollUntil(
+            "all nodes Ready",
+            async () => {
+                try {
+                    statuses = nodeStatuses(await kubeGet(creds, "/api/v1/nodes"));
+                    problems = nodeProblems(statuses, expected);
+                } catch (e) {
+                    problems = [String(e)];
+                }
+                return problems.length === 0 ? statuses : undefined;
+            },
+            { timeoutMs: 5 * minute, intervalMs: 5000 },
+            () => problems.join("; "),
+        );
+        phases.nodes.seconds = (Date.now() - started) / 1000;
+        phases.nodes.note = `${statuses.length} nodes`;
+        log(`nodes: ${statuses.map((s) => `${s.name}=${s.ready ? "Ready" : "NotReady"}`).join(", ")}`);
+        expect(statuses.length).toBeGreaterThanOrEqual(Math.max(2, expected.length));
+    }, 6 * minute);
+
+    test("pulumi destroy leaves no resource, and the stack is removed", async () => {
+        const started = Date.now();
+        await stack!.destroy({ onOutput: stream, color: "never" });
+        destroyed = true;
+        phases.destroy.seconds = (Date.now() - started) / 1000;
+        const state = await stack!.exportStack();
+        expect(leftoverResources(state.deployment)).toEqual([]);
+        await stack!.workspace.removeStack(settings.stackName);
+        removed = true;
+        expect((await stack!.workspace.listStacks()).map((s) => s.name)).not.toContain(settings.stackName);
+    }, 30 * minute);
+
+});
+
+interface HttpResult {
+    status: number;
+    body: string;
+}
+
+/** One GET on a fresh connection (no keep-alive), 10 s timeout. */
+function httpGet(url: string): Promise<HttpResult> {
+    const client = url.startsWith("https:") ? https : http;
+    return new Promise((resolve, reject) => {
+        const req = client.get(url, { agent: false, timeout: 10_000 }, (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("timeout", () => req.destroy(new Error("timed out after 10 s")));
+        req.on("error", reject);
+    });
+}
+
+/** GET on the API server with the kubeconfig's client certificate (or token); parsed JSON. */
+function kubeGet(creds: ClusterCredentials, apiPath: string): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+        const req = https.get(
+            `${creds.server}${apiPath}`,
+            {
+                ca: creds.ca,
+                cert: creds.cert,
+                key: creds.key,
+                headers: creds.token ? { authorization: `Bearer ${creds.token}` } : {},
+                agent: false,
+                timeout: 15_000,
+            },
+            (res) => {
+                let body = "";
+                res.setEncoding("utf8");
+                res.on("data", (chunk: string) => (body += chunk));
+                res.on("end", () => {
+                    if (res.statusCode !== 200) {
+                        reject(new Error(`GET ${apiPath}: HTTP ${res.statusCode} ${body.slice(0, 200)}`));
+                        return;
+                    }
+                    try {
+                        resolve(JSON.parse(body));
+                    } catch (e) {
+                        reject(e);
+                    }
+                });
+            },
+        );
+        req.on("timeout", () => req.destroy(new Error(`GET ${apiPath}: timed out`)));
+        req.on("error", reject);
+    });
+}

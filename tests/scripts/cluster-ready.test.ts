@@ -1,0 +1,65 @@
+import * as fs from "fs";
+import * as path from "path";
+import { callsTo, createSandbox, fixturesDir, removeSandboxes, runScript, Sandbox, setState, writeRoot } from "./harness";
+
+const adminConf = fs.readFileSync(path.join(fixturesDir, "admin.conf"), "utf8");
+const settings = { EXPECTED_NODES: "k8s-cp-0 k8s-worker-1 k8s-worker-2", PUBLIC_ENDPOINT: "https://203.0.113.7:6443" };
+
+function cluster(registered: string[]): Sandbox {
+    const sb = createSandbox();
+    writeRoot(sb, "etc/kubernetes/admin.conf", adminConf);
+    for (const node of registered) {
+        setState(sb, `nodes/${node}`);
+    }
+    return sb;
+}
+
+afterAll(removeSandboxes);
+
+describe("cluster-ready.sh", () => {
+    test("prints exactly the admin kubeconfig with the server rewritten once every node is Ready", () => {
+        const sb = cluster(["k8s-cp-0", "k8s-worker-1", "k8s-worker-2"]);
+        const result = runScript(sb, "cluster-ready", settings);
+        expect(result.status).toBe(0);
+        expect(adminConf).toContain("    server: https://10.240.0.2:6443\n");
+        expect(result.stdout).toBe(adminConf.replace("server: https://10.240.0.2:6443", "server: https://203.0.113.7:6443"));
+        const waits = callsTo(sb, "kubectl").filter((l) => / wait /.test(l));
+        expect(waits.map((l) => l.replace(/^kubectl --kubeconfig \S+ /, ""))).toEqual([
+            "wait --for=condition=Ready node/k8s-cp-0 --timeout=10s",
+            "wait --for=condition=Ready node/k8s-worker-1 --timeout=10s",
+            "wait --for=condition=Ready node/k8s-worker-2 --timeout=10s",
+        ]);
+    });
+
+    test("times out naming the nodes that are not Ready or not registered, and what to check, printing nothing", () => {
+        const sb = cluster(["k8s-cp-0", "k8s-worker-1"]);
+        const result = runScript(sb, "cluster-ready", { ...settings, TIMEOUT_SECONDS: "1" }, {
+            env: { STUB_NOT_READY: "k8s-worker-1", POLL_INTERVAL_SECONDS: "0" },
+        });
+        expect(result.status).not.toBe(0);
+        expect(result.stdout).toBe("");
+        expect(result.stderr).toMatch(/timed out after 1s; nodes not Ready: k8s-worker-1 \(not Ready\) k8s-worker-2 \(not registered\)\./);
+        expect(result.stderr).toMatch(/kubectl describe node/);
+        expect(result.stderr).toMatch(/journalctl -u kubelet/);
+        expect(result.stderr).toMatch(/kube-flannel/);
+        // The Ready node is not waited for again; the others are polled until the deadline.
+        expect(callsTo(sb, "kubectl").filter((l) => l.includes("node/k8s-cp-0"))).toHaveLength(1);
+        expect(callsTo(sb, "kubectl").filter((l) => l.includes("node/k8s-worker-1")).length).toBeGreaterThan(1);
+    });
+
+    test("fails when the kubeconfig has no server to rewrite", () => {
+        const sb = cluster(["k8s-cp-0", "k8s-worker-1", "k8s-worker-2"]);
+        writeRoot(sb, "etc/kubernetes/admin.conf", adminConf.replace(/^ *server: .*\n/m, ""));
+        const result = runScript(sb, "cluster-ready", settings);
+        expect(result.status).not.toBe(0);
+        expect(result.stdout).toBe("");
+        expect(result.stderr).toMatch(/could not rewrite the server/);
+    });
+
+    test("rejects an endpoint that is not an https URL", () => {
+        const sb = cluster(["k8s-cp-0"]);
+        const result = runScript(sb, "cluster-ready", { ...settings, PUBLIC_ENDPOINT: "203.0.113.7:6443" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/PUBLIC_ENDPOINT must be an https:\/\/host:port URL/);
+    });
+});

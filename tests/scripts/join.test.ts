@@ -1,0 +1,123 @@
+import { callsTo, createSandbox, existsRoot, removeSandboxes, runScript, Sandbox, tokenLike, writeRoot } from "./harness";
+
+const token = "abcdef.0123456789abcdef";
+const hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const joinLine = `kubeadm join 10.240.0.2:6443 --token ${token} --discovery-token-ca-cert-hash ${hash}`;
+
+function controlPlane(): Sandbox {
+    const sb = createSandbox();
+    writeRoot(sb, "etc/kubernetes/admin.conf", "apiVersion: v1\nkind: Config\n");
+    return sb;
+}
+
+afterAll(removeSandboxes);
+
+describe("join-token.sh", () => {
+    test("prints exactly one line: the join command of a fresh 30-minute token for the worker", () => {
+        const sb = controlPlane();
+        const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" });
+        expect(result.status).toBe(0);
+        // kubeadm's trailing space is gone; nothing but the line and its newline.
+        expect(result.stdout).toBe(`${joinLine}\n`);
+        expect(callsTo(sb, "kubeadm")).toEqual([
+            `kubeadm token create --kubeconfig ${sb.root}/etc/kubernetes/admin.conf --ttl 30m --description join k8s-worker-1 --print-join-command`,
+        ]);
+        expect(result.stderr).not.toMatch(tokenLike);
+    });
+
+    test("fails, printing nothing and not echoing the token, when kubeadm prints a malformed command", () => {
+        const sb = controlPlane();
+        const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" }, {
+            env: { STUB_JOIN_OUTPUT: `kubeadm join 10.240.0.2:6443 --token ${token} --discovery-token-ca-cert-hash sha256:beef` },
+        });
+        expect(result.status).not.toBe(0);
+        expect(result.stdout).toBe("");
+        expect(result.stderr).toMatch(/printed no valid join command/);
+        expect(result.stderr).not.toContain(token);
+    });
+
+    test("fails when kubeadm prints nothing", () => {
+        const sb = controlPlane();
+        const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" }, { env: { STUB_JOIN_OUTPUT: "" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stdout).toBe("");
+    });
+
+    test("retries kubeadm token create, then fails after the bound", () => {
+        const sb = controlPlane();
+        const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" }, { env: { STUB_TOKEN_FAIL: "1", RETRY_ATTEMPTS: "3" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stdout).toBe("");
+        expect(callsTo(sb, "kubeadm")).toHaveLength(3);
+    });
+
+    test("fails on a node that is not an initialised control plane", () => {
+        const sb = createSandbox();
+        const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/admin\.conf not found/);
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+    });
+});
+
+describe("kubeadm-join.sh", () => {
+    test("joins with the values from stdin and --node-name", () => {
+        const sb = createSandbox();
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: `${joinLine}\n` });
+        expect(result.status).toBe(0);
+        expect(result.stdout).toBe("");
+        expect(callsTo(sb, "kubeadm")).toEqual([
+            `kubeadm join 10.240.0.2:6443 --token ${token} --discovery-token-ca-cert-hash ${hash} --node-name k8s-worker-1 --cri-socket unix:///run/containerd/containerd.sock`,
+        ]);
+        expect(existsRoot(sb, "etc/kubernetes/kubelet.conf")).toBe(true);
+        expect(result.stderr).not.toContain(token);
+    });
+
+    test("accepts the line without a trailing newline and with extra spaces", () => {
+        const sb = createSandbox();
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: `  ${joinLine.replace(" --token", "   --token")} ` });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "kubeadm")).toHaveLength(1);
+    });
+
+    test("a second run on a joined node does not join again and needs no stdin", () => {
+        const sb = createSandbox();
+        expect(runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: joinLine }).status).toBe(0);
+        const second = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: "" });
+        expect(second.status).toBe(0);
+        expect(callsTo(sb, "kubeadm").filter((l) => l.startsWith("kubeadm join"))).toHaveLength(1);
+        expect(second.stderr).toMatch(/already joined/);
+    });
+
+    test.each([
+        ["a short CA hash", joinLine.replace(hash, "sha256:abc123")],
+        ["a malformed token", joinLine.replace(token, "ABCDEF.0123456789abcdef")],
+        ["no endpoint", joinLine.replace("10.240.0.2:6443 ", "")],
+        ["an unexpected flag", `${joinLine} --control-plane`],
+        ["another command", joinLine.replace("kubeadm join", "kubeadm reset")],
+    ])("fails on a line with %s without echoing it", (_what, line) => {
+        const sb = createSandbox();
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: `${line}\n` });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/malformed join command on stdin/);
+        expect(result.stderr).not.toMatch(/0123456789abcdef/);
+        expect(result.stdout).toBe("");
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+    });
+
+    test("fails when stdin is empty", () => {
+        const sb = createSandbox();
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: "" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/no join command on stdin/);
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+    });
+
+    test("resets the leftovers of an unfinished join before joining", () => {
+        const sb = createSandbox();
+        writeRoot(sb, "etc/kubernetes/pki/ca.crt", "stale");
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: joinLine });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "kubeadm").map((l) => l.split(" ").slice(0, 2).join(" "))).toEqual(["kubeadm reset", "kubeadm join"]);
+    });
+});

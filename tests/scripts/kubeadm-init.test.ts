@@ -1,0 +1,138 @@
+import * as fs from "fs";
+import * as path from "path";
+import {
+    callsTo, clearCalls, createSandbox, fixturesDir, readRoot, removeSandboxes, runScript, Sandbox, setState,
+    tokenLike, writeRoot,
+} from "./harness";
+
+const settings = {
+    NODE_NAME: "k8s-cp-0",
+    ADVERTISE_ADDRESS: "10.240.0.2",
+    PUBLIC_ADDRESS: "203.0.113.7",
+    POD_CIDR: "10.200.0.0/16",
+    SERVICE_CIDR: "10.96.0.0/12",
+    CLUSTER_NAME: "kubeadm-gcp",
+    FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
+};
+
+/** The YAML documents of a multi-document file, keyed by kind. */
+function documentsByKind(text: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const doc of text.split(/^---$/m)) {
+        const kind = /^kind: (\S+)$/m.exec(doc)?.[1];
+        if (kind) {
+            out[kind] = doc;
+        }
+    }
+    return out;
+}
+
+afterAll(removeSandboxes);
+
+describe("kubeadm-init.sh", () => {
+    let sb: Sandbox;
+    let first: ReturnType<typeof runScript>;
+
+    beforeAll(() => {
+        sb = createSandbox();
+        first = runScript(sb, "kubeadm-init", settings);
+    });
+
+    test("succeeds, prints nothing on stdout and no token anywhere", () => {
+        expect(first.stderr).not.toMatch(/ERROR/);
+        expect(first.status).toBe(0);
+        expect(first.stdout).toBe("");
+        // The kubeadm stub prints an init token unless --skip-token-print is given.
+        expect(first.stderr).not.toMatch(tokenLike);
+    });
+
+    test("writes a kubeadm v1beta4 config with the node, SANs, CIDRs and the systemd cgroup driver", () => {
+        const config = readRoot(sb, "etc/kubernetes/kubeadm-config.yaml");
+        expect(fs.statSync(path.join(sb.root, "etc/kubernetes/kubeadm-config.yaml")).mode & 0o777).toBe(0o600);
+        const docs = documentsByKind(config);
+        expect(Object.keys(docs).sort()).toEqual(["ClusterConfiguration", "InitConfiguration", "KubeletConfiguration"]);
+
+        const init = docs.InitConfiguration;
+        expect(init).toMatch(/^apiVersion: kubeadm\.k8s\.io\/v1beta4$/m);
+        expect(init).toMatch(/^localAPIEndpoint:\n {2}advertiseAddress: "10\.240\.0\.2"$/m);
+        expect(init).toMatch(/^nodeRegistration:\n {2}name: "k8s-cp-0"\n {2}criSocket: "unix:\/\/\/run\/containerd\/containerd\.sock"$/m);
+        expect(init).toMatch(/^bootstrapTokens:\n {2}- description: .*\n {4}ttl: 15m0s$/m);
+        expect(init).not.toMatch(/token:/);
+
+        const cluster = docs.ClusterConfiguration;
+        expect(cluster).toMatch(/^apiVersion: kubeadm\.k8s\.io\/v1beta4$/m);
+        expect(cluster).toMatch(/^kubernetesVersion: "v1\.36\.0"$/m);
+        expect(cluster).toMatch(/^clusterName: "kubeadm-gcp"$/m);
+        expect(cluster).toMatch(/^controlPlaneEndpoint: "10\.240\.0\.2:6443"$/m);
+        expect(cluster).toMatch(/^networking:\n {2}podSubnet: "10\.200\.0\.0\/16"\n {2}serviceSubnet: "10\.96\.0\.0\/12"$/m);
+        expect(cluster).toMatch(/^apiServer:\n {2}certSANs:\n {4}- "203\.0\.113\.7"\n {4}- "10\.240\.0\.2"\n {4}- "k8s-cp-0"$/m);
+
+        const kubelet = docs.KubeletConfiguration;
+        expect(kubelet).toMatch(/^apiVersion: kubelet\.config\.k8s\.io\/v1beta1$/m);
+        expect(kubelet).toMatch(/^cgroupDriver: systemd$/m);
+    });
+
+    test("runs kubeadm init once, with the config and --skip-token-print", () => {
+        expect(callsTo(sb, "kubeadm").filter((l) => l.startsWith("kubeadm init"))).toEqual([
+            `kubeadm init --config ${sb.root}/etc/kubernetes/kubeadm-config.yaml --skip-token-print`,
+        ]);
+    });
+
+    test("applies Flannel with the pod CIDR using the admin kubeconfig", () => {
+        const applied = fs.readFileSync(path.join(sb.state, "applied", "kube-flannel.yml"), "utf8");
+        expect(applied).toContain('"Network": "10.200.0.0/16"');
+        expect(applied).not.toContain("10.244.0.0/16");
+        expect(applied).toContain('"Type": "vxlan"');
+        expect(callsTo(sb, "curl")).toEqual([expect.stringContaining(settings.FLANNEL_MANIFEST_URL)]);
+        const applies = callsTo(sb, "kubectl").filter((l) => / apply /.test(l));
+        expect(applies).toEqual([expect.stringMatching(new RegExp(`^kubectl --kubeconfig ${sb.root}/etc/kubernetes/admin.conf apply -f `))]);
+    });
+
+    test("a second run on the initialised control plane does not run kubeadm init again", () => {
+        const configBefore = readRoot(sb, "etc/kubernetes/kubeadm-config.yaml");
+        clearCalls(sb);
+        const second = runScript(sb, "kubeadm-init", settings);
+        expect(second.status).toBe(0);
+        expect(callsTo(sb, "kubeadm").filter((l) => l.startsWith("kubeadm init"))).toEqual([]);
+        expect(callsTo(sb, "kubectl")).toContain(`kubectl --kubeconfig ${sb.root}/etc/kubernetes/admin.conf get --raw /readyz`);
+        expect(readRoot(sb, "etc/kubernetes/kubeadm-config.yaml")).toBe(configBefore);
+    });
+});
+
+describe("kubeadm-init.sh failure cases", () => {
+    test("refuses to re-initialise when admin.conf exists but the API does not answer", () => {
+        const sb = createSandbox();
+        writeRoot(sb, "etc/kubernetes/admin.conf", fs.readFileSync(path.join(fixturesDir, "admin.conf"), "utf8"));
+        const result = runScript(sb, "kubeadm-init", settings, { env: { API_WAIT_ATTEMPTS: "2" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/admin\.conf exists but the API server does not answer.*kubeadm reset -f/);
+        expect(callsTo(sb, "kubeadm").filter((l) => l.startsWith("kubeadm init"))).toEqual([]);
+        expect(callsTo(sb, "kubectl").filter((l) => l.endsWith("/readyz"))).toHaveLength(2);
+    });
+
+    test("fails when Flannel's manifest has no default network to replace", () => {
+        const sb = createSandbox();
+        const manifest = path.join(sb.dir, "other-flannel.yml");
+        fs.writeFileSync(manifest, fs.readFileSync(path.join(fixturesDir, "kube-flannel.yml"), "utf8").replace("10.244.0.0/16", "10.1.0.0/16"));
+        const result = runScript(sb, "kubeadm-init", settings, { env: { STUB_MANIFEST: manifest } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/could not set the pod CIDR in Flannel's manifest/);
+        expect(callsTo(sb, "kubectl").filter((l) => / apply /.test(l))).toEqual([]);
+    });
+
+    test("keeps the manifest's network when POD_CIDR is Flannel's default", () => {
+        const sb = createSandbox();
+        const result = runScript(sb, "kubeadm-init", { ...settings, POD_CIDR: "10.244.0.0/16" });
+        expect(result.status).toBe(0);
+        expect(fs.readFileSync(path.join(sb.state, "applied", "kube-flannel.yml"), "utf8")).toContain('"Network": "10.244.0.0/16"');
+    });
+
+    test("rejects a malformed setting before doing anything", () => {
+        const sb = createSandbox();
+        setState(sb, "api-up");
+        const result = runScript(sb, "kubeadm-init", { ...settings, POD_CIDR: "10.200.0.0" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/POD_CIDR must be an IPv4 CIDR block/);
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+    });
+});
