@@ -13,6 +13,8 @@ import {
     unknownCheckingProxy,
 } from "@pulumi/policy";
 import * as proxyInternals from "@pulumi/policy/proxy";
+import * as fs from "fs";
+import * as path from "path";
 import {
     isDefaultNetwork,
     known,
@@ -203,6 +205,30 @@ describe("the pack", () => {
             expect(constructed[0][0]).toBe("kubeadm-gcp-guardrails");
             expect((constructed[0][1] as { policies: unknown[] }).policies).toBe(fresh.policies);
         });
+    });
+});
+
+describe("policy/config/*.json (per-stack policy configs the workflows pass to Pulumi)", () => {
+    const dir = path.join(__dirname, "config");
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith(".json"));
+
+    test("strict.json makes no-open-admin-ports mandatory", () => {
+        expect(JSON.parse(fs.readFileSync(path.join(dir, "strict.json"), "utf8"))["no-open-admin-ports"]).toMatchObject({ enforcementLevel: "mandatory" });
+    });
+
+    test.each(files)("%s names only policies of the pack, valid levels and properties of their schemas", (file) => {
+        const config = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8")) as Record<string, string | Record<string, unknown>>;
+        for (const [name, value] of Object.entries(config)) {
+            const policy = policies.find((p) => p.name === name);
+            expect(policy).toBeDefined();
+            const { enforcementLevel, ...props } = typeof value === "string" ? { enforcementLevel: value } : value;
+            expect(["advisory", "mandatory", "remediate", "disabled", undefined]).toContain(enforcementLevel);
+            for (const [key, v] of Object.entries(props)) {
+                const schema = policy!.configSchema?.properties[key];
+                expect(schema).toBeDefined();
+                expect(typeof v).toBe(schema!.type);
+            }
+        }
     });
 });
 

@@ -29,7 +29,7 @@ ensure_actionlint() {
 	fi
 	echo "installing actionlint ${actionlint_version} into ${tools_bin}" >&2
 	mkdir -p "$tools_bin"
-	GOBIN="$tools_bin" GOFLAGS=-mod=mod go install "github.com/rhysd/actionlint/cmd/actionlint@${actionlint_version}" >&2
+	GOBIN="$tools_bin" go install "github.com/rhysd/actionlint/cmd/actionlint@${actionlint_version}" >&2
 	printf '%s\n' "$bin"
 }
 

@@ -85,13 +85,29 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         // Whatever failed above, never leave billable VMs or a stack behind.
         if (stack && !destroyed) {
             log("cleaning up after a failure: pulumi destroy");
-            await stack.destroy({ onOutput: stream, color: "never" }).catch((e) => log(`destroy failed, clean up by hand: ${String(e)}`));
+            await stack
+                .destroy({ onOutput: stream, color: "never" })
+                .then(() => (destroyed = true))
+                .catch((e) => log(`destroy failed: ${String(e)}`));
         }
-        if (stack && !removed) {
-            await stack.workspace.removeStack(settings.stackName).catch((e) => log(`stack rm failed: ${String(e)}`));
+        if (stack && destroyed && !removed) {
+            await stack.workspace
+                .removeStack(settings.stackName)
+                .then(() => (removed = true))
+                .catch((e) => log(`stack rm failed: ${String(e)}`));
         }
-        fs.rmSync(path.join(repoRoot, `Pulumi.${settings.stackName}.yaml`), { force: true });
-        fs.rmSync(tmpDir, { recursive: true, force: true });
+        if (!stack || removed) {
+            fs.rmSync(path.join(repoRoot, `Pulumi.${settings.stackName}.yaml`), { force: true });
+            fs.rmSync(tmpDir, { recursive: true, force: true });
+        } else {
+            // Resources may be left: keep what a human needs to destroy them.
+            log(
+                `LEFT BEHIND: stack ${settings.stackName} in ${settings.backendUrl} (config Pulumi.${settings.stackName}.yaml). ` +
+                    `Clean up: PULUMI_BACKEND_URL=${settings.backendUrl}` +
+                    (settings.generatedPassphrase ? ` PULUMI_CONFIG_PASSPHRASE=${settings.pulumiEnv.PULUMI_CONFIG_PASSPHRASE}` : "") +
+                    ` pulumi destroy --stack ${settings.stackName} && pulumi stack rm ${settings.stackName}`,
+            );
+        }
         console.log(formatTimings(`e2e timings, stack ${settings.stackName} (${settings.zone})`, Object.values(phases)));
     }, 30 * minute);
 

@@ -1,7 +1,7 @@
 /**
  * Runs the provisioning scripts exactly as they ship (renderScript output) against a sandbox:
  *   - FS_ROOT points at a temporary directory standing in for "/";
- *   - PATH holds only the stubs of tests/scripts/fixtures/bin (apt-get, systemctl, kubeadm, ...) and
+ *   - PATH holds only the stubs of tests/scripts/fixtures/stubs (apt-get, systemctl, kubeadm, ...) and
  *     a directory of links to a short allow-list of harmless host tools (coreutils, sed, awk, grep).
  *     Any other command is "not found", so no real system-changing command can ever run;
  *   - the stubs append every call to a log and keep the state they emulate in a state directory.
@@ -13,7 +13,7 @@ import * as path from "path";
 import { renderScript, scriptsDir } from "../../components/scripts";
 
 export const fixturesDir = path.join(__dirname, "fixtures");
-const stubsDir = path.join(fixturesDir, "bin");
+const stubsDir = path.join(fixturesDir, "stubs");
 
 /** Host tools the scripts and stubs may use: read-only or confined to the paths they are given. */
 const hostTools = [
