@@ -5,7 +5,6 @@
  */
 import {
     PolicyResource,
-    PolicyResourceOptions,
     ResourceValidationArgs,
     ResourceValidationPolicy,
     StackValidationArgs,
@@ -30,6 +29,7 @@ import {
     UNKNOWN,
     workloadProbesAndRequests,
 } from "./policies";
+import { defaultOpts, notApplicable } from "./testing";
 
 /** The sentinels the policy runtime puts where a value is unknown at preview (internal to @pulumi/policy). */
 const unknownValue = proxyInternals as unknown as {
@@ -46,17 +46,7 @@ function urnOf(type: string, name: string, parentTypes: string[] = []): string {
     return `urn:pulumi:${stack}::${project}::${[...parentTypes, type].join("$")}::${name}`;
 }
 
-const opts: PolicyResourceOptions = {
-    protect: false,
-    ignoreChanges: [],
-    aliases: [],
-    customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
-    additionalSecretOutputs: [],
-};
-
-function notApplicable(reason?: string): never {
-    throw new Error(`notApplicable: ${reason}`);
-}
+const opts = defaultOpts;
 
 interface ArgsOptions {
     config?: Record<string, unknown>;

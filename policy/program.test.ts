@@ -6,7 +6,6 @@
  */
 import {
     PolicyResource,
-    PolicyResourceOptions,
     ResourceValidationArgs,
     ResourceValidationPolicy,
     StackValidationPolicy,
@@ -14,18 +13,9 @@ import {
 } from "@pulumi/policy";
 import { fakeIp, ProgramRun, RecordedResource, runProgram } from "../tests/helpers/program";
 import { policies, types } from "./policies";
+import { defaultOpts, notApplicable } from "./testing";
 
-const opts: PolicyResourceOptions = {
-    protect: false,
-    ignoreChanges: [],
-    aliases: [],
-    customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
-    additionalSecretOutputs: [],
-};
-
-function notApplicable(reason?: string): never {
-    throw new Error(`notApplicable: ${reason}`);
-}
+const opts = defaultOpts;
 
 const urnOf = (r: RecordedResource) => `urn:pulumi:dev::kubeadm-gcp::${r.type}::${r.name}`;
 
@@ -93,6 +83,9 @@ test("default config: no mandatory violation; the advisory one flags exactly the
     // The program does declare what the policies look at, so a pass below means something.
     expect(run.byType(types.firewall).length).toBeGreaterThan(0);
     expect(run.byType(types.instance).length).toBeGreaterThan(0);
+    expect(run.byType(types.deployment).length).toBeGreaterThan(0);
+    expect(run.byType(types.service).some((s) => s.inputs.spec?.type === "LoadBalancer")).toBe(true);
+    expect(run.byType(types.address).length).toBeGreaterThan(0);
     const found = await violations(run);
     expect(found.filter((v) => v.policy !== "no-open-admin-ports")).toEqual([]);
     const advisory = found.filter((v) => v.policy === "no-open-admin-ports");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's whole test command (`npm run check`): type check, lint, unit and script tests,
-# shellcheck, and the Go app's checks. CI (.ci/run) runs exactly this after installing tools.
+# shell script checks and the Go app's checks. CI (.ci/run) runs exactly this after installing tools.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -4,6 +4,7 @@
  * Each run loads fresh copies of @pulumi/pulumi and the components, so runs are independent.
  */
 import type * as pulumiType from "@pulumi/pulumi";
+import { collectOutputs, promiseOf } from "../helpers/program";
 
 export interface Recorded {
     type: string;
@@ -130,7 +131,7 @@ export async function run<T>(build: (m: Modules) => T): Promise<Run<{ [K in keyo
     });
     const result: Record<string, any> = {};
     for (const [key, value] of Object.entries((built ?? {}) as Record<string, unknown>)) {
-        result[key] = pulumi.Output.isInstance(value) ? await resolve(value) : value;
+        result[key] = pulumi.Output.isInstance(value) ? await promiseOf(value) : value;
     }
     // Let every registration settle before reading what was recorded.
     for (let i = 0; i < 50; i++) {
@@ -162,23 +163,7 @@ export async function run<T>(build: (m: Modules) => T): Promise<Run<{ [K in keyo
     };
 }
 
-function collectOutputs(value: unknown, pulumi: typeof pulumiType, seen = new Set<unknown>()): pulumiType.Output<unknown>[] {
-    if (value === null || typeof value !== "object" || seen.has(value)) {
-        return [];
-    }
-    seen.add(value);
-    if (pulumi.Output.isInstance(value)) {
-        return [value];
-    }
-    if (pulumi.Resource.isInstance(value)) {
-        return [];
-    }
-    return Object.values(value as Record<string, unknown>).flatMap((v) => collectOutputs(v, pulumi, seen));
-}
-
-export function resolve<T>(output: pulumiType.Output<T>): Promise<T> {
-    return new Promise((r) => output.apply((v) => r(v)));
-}
+export { promiseOf as resolve };
 
 export const appConfig = {
     namespace: "http-go",

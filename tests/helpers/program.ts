@@ -204,7 +204,8 @@ export function promiseOf<T>(output: pulumiType.Output<T>): Promise<T> {
     return new Promise((resolve) => output.apply((v) => resolve(v)));
 }
 
-function collectOutputs(value: unknown, pulumi: typeof pulumiType, seen = new Set<unknown>()): pulumiType.Output<unknown>[] {
+/** Every Output inside a resource's props (not descending into resources). */
+export function collectOutputs(value: unknown, pulumi: typeof pulumiType, seen = new Set<unknown>()): pulumiType.Output<unknown>[] {
     if (value === null || typeof value !== "object" || seen.has(value)) {
         return [];
     }
