@@ -8,6 +8,8 @@ if [ "$current_major" -lt "$required_major" ]; then
 	if [ ! -x "$tools_dir/node_modules/.bin/node" ]; then
 		echo "Node $(node --version 2>/dev/null || echo none) is older than $required_major: installing node@$required_major from the npm registry" >&2
 		mkdir -p "$tools_dir"
+		# Its own package.json, so npm does not take the repository as the project to install into.
+		[ -f "$tools_dir/package.json" ] || echo '{ "private": true }' >"$tools_dir/package.json"
 		# The package's install script fetches the platform binary (also from the npm registry).
 		(cd "$tools_dir" && npm install --no-save --no-audit --no-fund --ignore-scripts=false --engine-strict=false "node@$required_major" >&2)
 	fi
