@@ -3,21 +3,9 @@
  * declare: type, name, resolved inputs, parent, dependsOn, the provider it was given.
  * Each run loads fresh copies of @pulumi/pulumi and the components, so runs are independent.
  */
-import type * as pulumiType from "@pulumi/pulumi";
-import { collectOutputs, promiseOf } from "../helpers/program";
+import { promiseOf, recordUnderMocks, Recording, RecordedResource } from "../helpers/program";
 
-export interface Recorded {
-    type: string;
-    name: string;
-    inputs: Record<string, any>;
-    parent?: string;
-    dependsOn: string[];
-    /** Logical name of the explicit provider, if one was passed. */
-    provider?: string;
-    ignoreChanges: string[];
-    /** Logical names of the resources whose outputs flow into this resource's inputs. */
-    dataDependencies: string[];
-}
+export type Recorded = RecordedResource;
 
 export interface Modules {
     pulumi: typeof import("@pulumi/pulumi");
@@ -29,13 +17,9 @@ export interface Modules {
     httpGoApp: typeof import("../../components/httpGoApp");
 }
 
-export interface Run<T> {
-    resources: Recorded[];
+export interface Run<T> extends Recording {
     /** What the build function returned, with every Output in it resolved. */
     result: T;
-    byType(type: string): Recorded[];
-    one(type: string): Recorded;
-    get(name: string): Recorded;
 }
 
 /** A recognisable IP per address resource, from TEST-NET-3 (never routed). */
@@ -68,99 +52,25 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
  * returns anything (Outputs inside are resolved into `result`).
  */
 export async function run<T>(build: (m: Modules) => T): Promise<Run<{ [K in keyof T]: any }>> {
-    jest.resetModules();
-    const pulumi: typeof pulumiType = require("@pulumi/pulumi");
-    const recorded = new Map<string, Recorded>();
-    const pending: Promise<void>[] = [];
-    const nameOf = (r: any): string => r?.__name ?? "?";
-
-    await pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                const rec = recorded.get(`${args.type}::${args.name}`);
-                if (rec) {
-                    rec.inputs = args.inputs;
-                    // A provider reference is "<urn>::<id>"; the URN ends in "::<name>".
-                    rec.provider = args.provider ? args.provider.split("::")[3] : undefined;
-                }
-                return { id: `${args.name}-id`, state: mockState(args.type, args.name, args.inputs) };
-            },
-            call: (args) => args.inputs,
-        },
-        "kubeadm-gcp",
-        "test",
-        false,
+    const recording = await recordUnderMocks(
+        (pulumi) =>
+            build({
+                pulumi,
+                gcp: require("@pulumi/gcp"),
+                k8s: require("@pulumi/kubernetes"),
+                loadBalancer: require("../../components/loadBalancer"),
+                metallb: require("../../components/metallb"),
+                metricsServer: require("../../components/metricsServer"),
+                httpGoApp: require("../../components/httpGoApp"),
+            }),
+        { stack: "test", state: mockState },
     );
-
-    const modules: Modules = {
-        pulumi,
-        gcp: require("@pulumi/gcp"),
-        k8s: require("@pulumi/kubernetes"),
-        loadBalancer: require("../../components/loadBalancer"),
-        metallb: require("../../components/metallb"),
-        metricsServer: require("../../components/metricsServer"),
-        httpGoApp: require("../../components/httpGoApp"),
-    };
-    // Stack transformations need the root stack resource, so build inside one, as a program does.
-    const stack: typeof import("@pulumi/pulumi/runtime/stack") = require("@pulumi/pulumi/runtime/stack");
-    let built: T | undefined;
-    await stack.runInPulumiStack(async () => {
-        pulumi.runtime.registerStackTransformation((args) => {
-            const rec: Recorded = { type: args.type, name: args.name, inputs: {}, dependsOn: [], ignoreChanges: args.opts.ignoreChanges ?? [], dataDependencies: [] };
-            const parent = args.opts.parent as any;
-            rec.parent = parent && parent.constructor?.name !== "Stack" ? nameOf(parent) : undefined;
-            recorded.set(`${args.type}::${args.name}`, rec);
-            pending.push(
-                (async () => {
-                    const deps = await (args.opts.dependsOn as any);
-                    const list = Array.isArray(deps) ? deps : deps ? [deps] : [];
-                    rec.dependsOn = (await Promise.all(list)).map(nameOf);
-                    const data = new Set<string>();
-                    for (const out of collectOutputs(args.props, pulumi)) {
-                        for (const res of await (out as any).resources()) {
-                            data.add(nameOf(res));
-                        }
-                    }
-                    rec.dataDependencies = [...data].filter((d) => d !== args.name).sort();
-                })(),
-            );
-            return undefined;
-        });
-        built = build(modules);
-        return {};
-    });
     const result: Record<string, any> = {};
-    for (const [key, value] of Object.entries((built ?? {}) as Record<string, unknown>)) {
-        result[key] = pulumi.Output.isInstance(value) ? await promiseOf(value) : value;
+    for (const [key, value] of Object.entries((recording.value ?? {}) as Record<string, unknown>)) {
+        result[key] = recording.pulumi.Output.isInstance(value) ? await promiseOf(value) : value;
     }
-    // Let every registration settle before reading what was recorded.
-    for (let i = 0; i < 50; i++) {
-        await new Promise((r) => setImmediate(r));
-    }
-    await Promise.all(pending);
-    await pulumi.runtime.disconnect();
-
-    const resources = [...recorded.values()];
-    const byType = (type: string) => resources.filter((r) => r.type === type);
-    return {
-        resources,
-        result: result as any,
-        byType,
-        one: (type) => {
-            const found = byType(type);
-            if (found.length !== 1) {
-                throw new Error(`expected exactly one ${type}, found ${found.length}`);
-            }
-            return found[0];
-        },
-        get: (name) => {
-            const r = resources.find((x) => x.name === name);
-            if (!r) {
-                throw new Error(`no resource named ${name}; have: ${resources.map((x) => x.name).join(", ")}`);
-            }
-            return r;
-        },
-    };
+    await recording.pulumi.runtime.disconnect();
+    return { ...recording, result: result as any };
 }
 
 export { promiseOf as resolve };

@@ -26,18 +26,11 @@ export interface RecordedResource {
     additionalSecretOutputs: string[];
     /** Name of the explicit provider resource, if one was passed. */
     provider?: string;
+    ignoreChanges: string[];
+    /** A provider-backed resource rather than one of this project's components. */
     custom: boolean;
 }
 
-export interface ProgramRun {
-    resources: RecordedResource[];
-    /** Stack outputs, resolved. */
-    outputs: Record<string, any>;
-    /** Names of stack outputs that are secret. */
-    secretOutputs: string[];
-    byType(type: string): RecordedResource[];
-    get(name: string): RecordedResource;
-}
 
 /** Deterministic fake external IP for a resource name, recognisable in other resources' inputs. */
 export function fakeIp(name: string): string {
@@ -78,19 +71,41 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
     }
 }
 
-/** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
-export async function runProgram(config: Record<string, string>, stack = "dev"): Promise<ProgramRun> {
+/** What a build under mocks declared: every resource, looked up by type or name. */
+export interface Recording {
+    resources: RecordedResource[];
+    byType(type: string): RecordedResource[];
+    /** The single resource of a type; throws when there is not exactly one. */
+    one(type: string): RecordedResource;
+    get(name: string): RecordedResource;
+}
+
+export interface ProgramRun extends Recording {
+    /** Stack outputs, resolved. */
+    outputs: Record<string, any>;
+    /** Names of stack outputs that are secret. */
+    secretOutputs: string[];
+}
+
+export type MockState = (type: string, name: string, inputs: Record<string, any>) => Record<string, any>;
+
+/**
+ * Runs `build` inside a fresh mock runtime and root stack, recording every resource it declares
+ * (inputs, parent, dependsOn, data dependencies, secrets, provider). Each call loads fresh copies
+ * of @pulumi/pulumi and of whatever `build` requires, so runs are independent.
+ */
+export async function recordUnderMocks<T>(
+    build: (pulumi: typeof pulumiType) => T,
+    options: { config?: Record<string, string>; stack?: string; state?: MockState } = {},
+): Promise<Recording & { pulumi: typeof pulumiType; value: T }> {
     jest.resetModules();
     const pulumi: typeof pulumiType = require("@pulumi/pulumi");
-    const allConfig: Record<string, string> = {};
-    for (const [key, value] of Object.entries(config)) {
-        allConfig[key.includes(":") ? key : `${projectName}:${key}`] = value;
-    }
-    pulumi.runtime.setAllConfig(allConfig, Object.keys(allConfig).filter((k) => k.endsWith("Secret")));
+    pulumi.runtime.setAllConfig(options.config ?? {});
 
     const recorded = new Map<string, RecordedResource>();
     const pending: Promise<void>[] = [];
     const nameOf = (r: any): string => r?.__name ?? "?";
+    const state = options.state ?? mockState;
 
     await pulumi.runtime.setMocks(
         {
@@ -98,98 +113,91 @@ export async function runProgram(config: Record<string, string>, stack = "dev"):
                 const rec = recorded.get(`${args.type}::${args.name}`);
                 if (rec) {
                     rec.inputs = unwrapSecrets(args.inputs);
-                    rec.provider = args.provider ? args.provider.split("::")[3]?.split("::")[0] : undefined;
+                    // A provider reference is "<urn>::<id>"; the URN ends in "::<name>".
+                    rec.provider = args.provider ? args.provider.split("::")[3] : undefined;
                 }
-                return { id: `${args.name}-id`, state: mockState(args.type, args.name, args.inputs) };
+                return { id: `${args.name}-id`, state: state(args.type, args.name, args.inputs) };
             },
-            call: (args) => {
-                if (args.token === "gcp:compute/getImage:getImage") {
-                    return { selfLink: "projects/ubuntu-os-cloud/global/images/ubuntu-2404-noble-amd64-v20261101" };
-                }
-                return args.inputs;
-            },
+            call: (args) => args.inputs,
         },
         projectName,
-        stack,
+        options.stack ?? "dev",
         false,
     );
 
-    let program: Record<string, unknown> = {};
-    let loadError: unknown;
+    let value: T | undefined;
+    let buildError: unknown;
     await pulumi.runtime.runInPulumiStack(async () => {
-    pulumi.runtime.registerStackTransformation((args) => {
-        const rec: RecordedResource = {
-            type: args.type,
-            name: args.name,
-            inputs: {},
-            parent: args.opts.parent && args.opts.parent !== undefined ? nameOf(args.opts.parent) : undefined,
-            dependsOn: [],
-            dataDependencies: [],
-            secretInputs: [],
-            additionalSecretOutputs: [...(((args.opts as any).additionalSecretOutputs as string[] | undefined) ?? [])],
-            custom: !!(args.resource as any).__pulumiCustomResource || (args.resource as any).constructor?.name !== "ComponentResource",
-        };
-        if (rec.parent === "?" || rec.parent?.endsWith("-dev") && args.opts.parent?.constructor?.name === "Stack") {
-            rec.parent = undefined;
-        }
-        recorded.set(`${args.type}::${args.name}`, rec);
-        pending.push(
-            (async () => {
-                const deps = args.opts.dependsOn;
-                const explicit = Array.isArray(deps) ? deps : deps ? [deps] : [];
-                rec.dependsOn = (await Promise.all(explicit.map(async (d: any) => (d instanceof Promise ? await d : d)))).map(nameOf);
-                const dataDeps = new Set<string>();
-                const secretKeys: string[] = [];
-                for (const [key, value] of Object.entries(args.props ?? {})) {
-                    for (const out of collectOutputs(value, pulumi)) {
-                        for (const res of await (out as any).resources()) {
-                            dataDeps.add(nameOf(res));
-                        }
-                        if (await (out as any).isSecret) {
-                            secretKeys.push(key);
+        pulumi.runtime.registerStackTransformation((args) => {
+            const parent = args.opts.parent as any;
+            const rec: RecordedResource = {
+                type: args.type,
+                name: args.name,
+                inputs: {},
+                parent: parent && parent.constructor?.name !== "Stack" ? nameOf(parent) : undefined,
+                dependsOn: [],
+                dataDependencies: [],
+                secretInputs: [],
+                additionalSecretOutputs: [...(((args.opts as any).additionalSecretOutputs as string[] | undefined) ?? [])],
+                ignoreChanges: [...(args.opts.ignoreChanges ?? [])],
+                custom: (args.resource as any).constructor?.name !== "ComponentResource" && !args.type.startsWith(`${projectName}:`),
+            };
+            recorded.set(`${args.type}::${args.name}`, rec);
+            pending.push(
+                (async () => {
+                    const deps = await (args.opts.dependsOn as any);
+                    const explicit = Array.isArray(deps) ? deps : deps ? [deps] : [];
+                    rec.dependsOn = (await Promise.all(explicit)).map(nameOf);
+                    const dataDeps = new Set<string>();
+                    const secretKeys = new Set<string>();
+                    for (const [key, value] of Object.entries(args.props ?? {})) {
+                        for (const out of collectOutputs(value, pulumi)) {
+                            for (const res of await (out as any).resources()) {
+                                dataDeps.add(nameOf(res));
+                            }
+                            if (await (out as any).isSecret) {
+                                secretKeys.add(key);
+                            }
                         }
                     }
-                }
-                rec.dataDependencies = [...dataDeps].filter((d) => d !== args.name).sort();
-                rec.secretInputs = [...new Set(secretKeys)].sort();
-            })(),
-        );
-        return undefined;
-    });
-    try {
-        program = require("../../index");
-    } catch (e) {
-        loadError = e;
-    }
-    return {};
-    });
-
-    if (loadError) {
-        await pulumi.runtime.disconnect();
-        throw loadError;
-    }
-    const outputs: Record<string, any> = {};
-    const secretOutputs: string[] = [];
-    for (const [key, value] of Object.entries(program)) {
-        const output = pulumi.output(value);
-        outputs[key] = await promiseOf(output);
-        if (await (output as any).isSecret) {
-            secretOutputs.push(key);
+                    rec.dataDependencies = [...dataDeps].filter((d) => d !== args.name).sort();
+                    rec.secretInputs = [...secretKeys].sort();
+                })(),
+            );
+            return undefined;
+        });
+        // A throw here would also reject the stack's own bookkeeping; keep it and rethrow below.
+        try {
+            value = build(pulumi);
+        } catch (e) {
+            buildError = e;
         }
+        return {};
+    });
+    if (buildError) {
+        await pulumi.runtime.disconnect();
+        throw buildError;
     }
     // Let every registration finish before reading what was recorded.
     for (let i = 0; i < 50; i++) {
         await new Promise((r) => setImmediate(r));
     }
     await Promise.all(pending);
-    await pulumi.runtime.disconnect();
 
     const resources = [...recorded.values()];
+    const byType = (type: string) => resources.filter((r) => r.type === type);
     return {
+        pulumi,
+        value: value as T,
         resources,
-        outputs,
-        secretOutputs,
-        byType: (type) => resources.filter((r) => r.type === type),
+        byType,
+        one: (type) => {
+            const found = byType(type);
+            if (found.length !== 1) {
+                throw new Error(`expected exactly one ${type}, found ${found.length}`);
+            }
+            return found[0];
+        },
         get: (name) => {
             const r = resources.find((x) => x.name === name);
             if (!r) {
@@ -198,6 +206,26 @@ export async function runProgram(config: Record<string, string>, stack = "dev"):
             return r;
         },
     };
+}
+
+/** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
+export async function runProgram(config: Record<string, string>, stack = "dev"): Promise<ProgramRun> {
+    const allConfig: Record<string, string> = {};
+    for (const [key, value] of Object.entries(config)) {
+        allConfig[key.includes(":") ? key : `${projectName}:${key}`] = value;
+    }
+    const recording = await recordUnderMocks(() => require("../../index") as Record<string, unknown>, { config: allConfig, stack });
+    const outputs: Record<string, any> = {};
+    const secretOutputs: string[] = [];
+    for (const [key, value] of Object.entries(recording.value)) {
+        const output = recording.pulumi.output(value);
+        outputs[key] = await promiseOf(output);
+        if (await (output as any).isSecret) {
+            secretOutputs.push(key);
+        }
+    }
+    await recording.pulumi.runtime.disconnect();
+    return { ...recording, outputs, secretOutputs };
 }
 
 export function promiseOf<T>(output: pulumiType.Output<T>): Promise<T> {
