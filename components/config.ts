@@ -183,7 +183,8 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
 }
 
 const zonePattern = /^[a-z]+-[a-z]+\d+-[a-z]$/;
-const clusterNamePattern = /^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$/;
+/** GCE-safe prefix; 20 characters so that `<name>-nodes` fits a service account id (6-30). */
+export const clusterNamePattern = /^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$/;
 
 /** `k8s-<stack>`, squeezed into a valid GCE name prefix (the service account id caps it at 20). */
 export function defaultClusterName(stack: string): string {

@@ -1,5 +1,6 @@
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
+import { clusterNamePattern } from "./config";
 
 /**
  * Where Google Cloud's health-check probes come from. 35.191.0.0/16, 209.85.152.0/22 and
@@ -179,7 +180,7 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
 
 function validateArgs(args: AppLoadBalancerArgs): void {
     const problems: string[] = [];
-    if (!/^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$/.test(args.clusterName)) {
+    if (!clusterNamePattern.test(args.clusterName)) {
         problems.push(`clusterName "${args.clusterName}" must be 1-20 lowercase letters, digits or hyphens, starting with a letter`);
     }
     if (!args.zone.startsWith(`${args.region}-`)) {
