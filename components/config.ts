@@ -139,7 +139,7 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
     const namespace = p.pattern(
         "appNamespace",
         defaults.appNamespace,
-        /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+        kubernetesNamePattern,
         "a Kubernetes namespace name (lowercase letters, digits, hyphens; at most 63)",
     );
     const image = p.pattern("appImage", defaults.appImage, /^[^\s]+$/, "a container image reference such as ghcr.io/you/http-go:1.0.0");
@@ -182,6 +182,8 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
     };
 }
 
+/** A Kubernetes object name (DNS label): namespaces, pools. */
+export const kubernetesNamePattern = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const zonePattern = /^[a-z]+-[a-z]+\d+-[a-z]$/;
 /** GCE-safe prefix; 20 characters so that `<name>-nodes` fits a service account id (6-30). */
 export const clusterNamePattern = /^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$/;

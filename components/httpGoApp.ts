@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import type { AppConfig } from "./config";
+import { AppConfig, kubernetesNamePattern } from "./config";
 
 /** The wait script; its text is handed to `node -` on stdin, so it runs from any working directory. */
 export const waitForUrlScript = path.join(__dirname, "..", "tools", "wait-for-url.js");
@@ -241,7 +241,7 @@ export class HttpGoApp extends pulumi.ComponentResource {
 function validateArgs(args: HttpGoAppArgs): void {
     const { app } = args;
     const problems: string[] = [];
-    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(app.namespace)) {
+    if (!kubernetesNamePattern.test(app.namespace)) {
         problems.push(`namespace "${app.namespace}" is not a valid Kubernetes namespace name`);
     }
     if (app.image.trim() === "" || /\s/.test(app.image)) {

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { kubernetesNamePattern, parseCidr } from "./config";
 import { helmRepos, versions } from "./versions";
 
 /** Where MetalLB runs; its documentation and webhook configuration assume this name. */
@@ -60,8 +61,7 @@ export class MetalLb extends pulumi.ComponentResource {
         );
 
         // helm.v3.Release (not helm.v4.Chart) because the release as a whole is awaited: the
-        // controller Deployment must be Available before anything that depends on the release
-        // is created, and that is what makes the validating webhook answer the pool below.
+        // CRDs and the controller exist before anything that depends on the release is created.
         this.release = new k8s.helm.v3.Release(
             `${name}-release`,
             {
@@ -115,11 +115,11 @@ export class MetalLb extends pulumi.ComponentResource {
 
 /** "203.0.113.7" -> "203.0.113.7/32"; refuses anything that is not a single IPv4 address. */
 export function toHostCidr(address: string): string {
-    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(\/32)?$/.exec(address.trim());
-    if (!m || m.slice(1, 5).some((o) => Number(o) > 255)) {
+    const parsed = parseCidr(address);
+    if (!parsed || parsed.prefix !== 32) {
         throw new Error(`MetalLb: address "${address}" is not a single IPv4 address`);
     }
-    return `${m.slice(1, 5).join(".")}/32`;
+    return parsed.canonical;
 }
 
 function validateArgs(args: MetalLbArgs, poolName: string): void {
@@ -136,7 +136,7 @@ function validateArgs(args: MetalLbArgs, poolName: string): void {
             }
         }
     }
-    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(poolName)) {
+    if (!kubernetesNamePattern.test(poolName)) {
         problems.push(`poolName "${poolName}" is not a valid Kubernetes name`);
     }
     if (problems.length > 0) {
