@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Builds the real upstream binaries the control-plane test tier runs, from the Go module proxy, and
+# caches them outside the repository keyed by version:
+#
+#   $KUBEADM_GCP_BIN_CACHE (default ~/.cache/kubeadm-gcp/bin)/
+#     kubernetes-v1.36.3/{kube-apiserver,kube-controller-manager,kubeadm,kubectl}
+#     etcd-v3.6.8/etcd
+#     metallb-v0.15.3/controller
+#     controller-tools-v0.20.0/controller-gen
+#
+# Usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION
+# (the test harness passes the versions pinned in components/versions.ts and tests/controlplane/versions.ts).
+# Prints the cache directory on stdout. A second run with the same versions is a no-op.
+#
+# k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/apiserver, ...) with paths
+# inside its own tree, so `go install k8s.io/kubernetes/cmd/...@vX` is refused. A throwaway wrapper
+# module requires k8s.io/kubernetes vX and replaces each staging module with its published v0.X
+# version, which is the same source.
+set -euo pipefail
+
+log() { printf 'controlplane/build.sh: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+[ "$#" -eq 4 ] || die "usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION"
+k8s_version="$1" etcd_version="$2" metallb_version="$3" controller_tools_version="$4"
+[[ "$k8s_version" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "Kubernetes version '$k8s_version' is not of the form v1.N.P"
+[[ "$etcd_version" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "etcd version '$etcd_version' is not of the form v3.N.P"
+[[ "$metallb_version" =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "MetalLB version '$metallb_version' is not of the form v0.N.P"
+[[ "$controller_tools_version" =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "controller-tools version '$controller_tools_version' is not of the form v0.N.P"
+
+command -v go >/dev/null 2>&1 || die "Go is required to build the control-plane test tier (kube-apiserver, etcd, kubeadm, MetalLB): install Go 1.25+ (https://go.dev/doc/install, or apt-get install golang-go)"
+
+cache="${KUBEADM_GCP_BIN_CACHE:-$HOME/.cache/kubeadm-gcp/bin}"
+mkdir -p "$cache"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+# build_into DIR MODULE_DIR PACKAGE...: go build each package into DIR/<last path element>, then
+# mark DIR complete. Half-built directories are never taken as done.
+build_into() {
+	local dir="$1" module_dir="$2"
+	shift 2
+	local tmp="$dir.tmp.$$" pkg
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	for pkg in "$@"; do
+		log "building $pkg"
+		(cd "$module_dir" && go build -trimpath -ldflags='-s -w' -o "$tmp/$(basename "$pkg")" "$pkg")
+	done
+	rm -rf "$dir"
+	mv "$tmp" "$dir"
+}
+
+wrapper_dir() {
+	local dir
+	dir="$(mktemp -d)"
+	printf '%s\n' "$dir"
+}
+
+k8s_dir="$cache/kubernetes-$k8s_version"
+if [ ! -x "$k8s_dir/kubectl" ]; then
+	log "building Kubernetes $k8s_version (first time: about 10 minutes on 2 cores)"
+	w="$(wrapper_dir)"
+	staging_version="v0.${k8s_version#v1.}"
+	{
+		printf 'module kubeadmgcp.test/kubernetes\n\ngo 1.25\n\nrequire k8s.io/kubernetes %s\n\n' "$k8s_version"
+		# Every staging module k8s.io/kubernetes replaces with a local path, at its published version.
+		go mod download -json "k8s.io/kubernetes@$k8s_version" >"$w/dl.json"
+		mod_file="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' "$w/dl.json")"
+		[ -f "$mod_file" ] || die "could not download k8s.io/kubernetes@$k8s_version from the Go module proxy"
+		awk -v v="$staging_version" '$2 == "=>" && $3 ~ /^\.\/staging\// { print "replace " $1 " => " $1 " " v }' "$mod_file"
+	} >"$w/go.mod.new"
+	mv "$w/go.mod.new" "$w/go.mod"
+	rm -f "$w/dl.json"
+	printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n' >"$w/tools.go"
+	(cd "$w" && go mod tidy >&2)
+	build_into "$k8s_dir" "$w" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl
+	rm -rf "$w"
+fi
+
+etcd_dir="$cache/etcd-$etcd_version"
+if [ ! -x "$etcd_dir/etcd" ]; then
+	log "building etcd $etcd_version"
+	w="$(wrapper_dir)"
+	# etcd's server module needs its sibling modules at the same version.
+	printf 'module kubeadmgcp.test/etcd\n\ngo 1.25\n\nrequire (\n' >"$w/go.mod"
+	for m in server/v3 api/v3 client/pkg/v3 client/v3 pkg/v3; do
+		printf '\tgo.etcd.io/etcd/%s %s\n' "$m" "$etcd_version" >>"$w/go.mod"
+	done
+	printf ')\n' >>"$w/go.mod"
+	printf 'package tools\n\nimport (\n\t_ "go.etcd.io/etcd/server/v3/etcdmain"\n)\n' >"$w/tools.go"
+	(cd "$w" && go mod tidy >&2)
+	build_into "$etcd_dir" "$w" go.etcd.io/etcd/server/v3
+	mv "$etcd_dir/v3" "$etcd_dir/etcd"
+	rm -rf "$w"
+fi
+
+metallb_dir="$cache/metallb-$metallb_version"
+if [ ! -x "$metallb_dir/controller" ]; then
+	log "building MetalLB's controller $metallb_version"
+	w="$(wrapper_dir)"
+	printf 'module kubeadmgcp.test/metallb\n\ngo 1.25\n\nrequire go.universe.tf/metallb %s\n' "$metallb_version" >"$w/go.mod"
+	printf 'package tools\n\nimport (\n\t_ "go.universe.tf/metallb/api/v1beta1"\n)\n' >"$w/tools.go"
+	(cd "$w" && go mod tidy >&2)
+	build_into "$metallb_dir" "$w" go.universe.tf/metallb/controller
+	# controller-gen reads the API types from the module's source, kept beside the binary.
+	src="$(cd "$w" && go list -m -f '{{.Dir}}' go.universe.tf/metallb)"
+	ln -sfn "$src" "$metallb_dir/source"
+	rm -rf "$w"
+fi
+
+gen_dir="$cache/controller-tools-$controller_tools_version"
+if [ ! -x "$gen_dir/controller-gen" ]; then
+	log "building controller-gen $controller_tools_version"
+	mkdir -p "$gen_dir.tmp.$$"
+	GOBIN="$gen_dir.tmp.$$" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$controller_tools_version"
+	rm -rf "$gen_dir"
+	mv "$gen_dir.tmp.$$" "$gen_dir"
+fi
+
+printf '%s\n' "$cache"
