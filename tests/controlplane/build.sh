@@ -5,8 +5,8 @@
 #   $KUBEADM_GCP_BIN_CACHE (default ~/.cache/kubeadm-gcp/bin)/
 #     kubernetes-v1.36.3/{kube-apiserver,kube-controller-manager,kubeadm,kubectl}
 #     etcd-v3.6.8/etcd
-#     metallb-v0.15.3/controller
-#     controller-tools-v0.20.0/controller-gen
+#     metallb-v0.16.1/controller
+#     controller-tools-v0.19.0/controller-gen
 #
 # Usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION
 # (the test harness passes the versions pinned in components/versions.ts and tests/controlplane/versions.ts).
@@ -35,20 +35,29 @@ command -v go >/dev/null 2>&1 || die "Go is required to build the control-plane 
 
 cache="${KUBEADM_GCP_BIN_CACHE:-$HOME/.cache/kubeadm-gcp/bin}"
 mkdir -p "$cache"
+# One build at a time per cache (two test runs may start together).
+exec 9>"$cache/.lock"
+flock 9
+# A change to this recipe rebuilds (mostly relinks, from Go's build cache) instead of reusing old builds.
+recipe="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)"
+
+# built DIR FILE: true when DIR holds FILE from this recipe.
+built() { [ -x "$1/$2" ] && [ "$(cat "$1/.recipe" 2>/dev/null)" = "$recipe" ]; }
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
-# build_into DIR MODULE_DIR PACKAGE...: go build each package into DIR/<last path element>, then
-# mark DIR complete. Half-built directories are never taken as done.
+# build_into DIR MODULE_DIR LDFLAGS PACKAGE...: go build each package into DIR/<last path element>,
+# then mark DIR complete. Half-built directories are never taken as done.
 build_into() {
-	local dir="$1" module_dir="$2"
-	shift 2
+	local dir="$1" module_dir="$2" ldflags="$3"
+	shift 3
 	local tmp="$dir.tmp.$$" pkg
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
 	for pkg in "$@"; do
 		log "building $pkg"
-		(cd "$module_dir" && go build -trimpath -ldflags='-s -w' -o "$tmp/$(basename "$pkg")" "$pkg")
+		(cd "$module_dir" && go build -trimpath -ldflags="-s -w $ldflags" -o "$tmp/$(basename "$pkg")" "$pkg")
 	done
+	printf '%s\n' "$recipe" >"$tmp/.recipe"
 	rm -rf "$dir"
 	mv "$tmp" "$dir"
 }
@@ -60,7 +69,7 @@ wrapper_dir() {
 }
 
 k8s_dir="$cache/kubernetes-$k8s_version"
-if [ ! -x "$k8s_dir/kubectl" ]; then
+if ! built "$k8s_dir" kubectl; then
 	log "building Kubernetes $k8s_version (first time: about 10 minutes on 2 cores)"
 	w="$(wrapper_dir)"
 	staging_version="v0.${k8s_version#v1.}"
@@ -76,13 +85,22 @@ if [ ! -x "$k8s_dir/kubectl" ]; then
 	rm -f "$w/dl.json"
 	printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n' >"$w/tools.go"
 	(cd "$w" && go mod tidy >&2)
-	build_into "$k8s_dir" "$w" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+	# The version stamp Kubernetes' own build sets (hack/lib/version.sh): kubeadm refuses to manage a
+	# control plane newer than itself, and kubectl and the API server report it.
+	minor="${k8s_version#v1.}"
+	minor="${minor%%.*}"
+	version_flags=""
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		version_flags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+		version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+	done
+	build_into "$k8s_dir" "$w" "$version_flags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 		k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl
 	rm -rf "$w"
 fi
 
 etcd_dir="$cache/etcd-$etcd_version"
-if [ ! -x "$etcd_dir/etcd" ]; then
+if ! built "$etcd_dir" etcd; then
 	log "building etcd $etcd_version"
 	w="$(wrapper_dir)"
 	# etcd's server module needs its sibling modules at the same version.
@@ -93,19 +111,19 @@ if [ ! -x "$etcd_dir/etcd" ]; then
 	printf ')\n' >>"$w/go.mod"
 	printf 'package tools\n\nimport (\n\t_ "go.etcd.io/etcd/server/v3/etcdmain"\n)\n' >"$w/tools.go"
 	(cd "$w" && go mod tidy >&2)
-	build_into "$etcd_dir" "$w" go.etcd.io/etcd/server/v3
+	build_into "$etcd_dir" "$w" "" go.etcd.io/etcd/server/v3
 	mv "$etcd_dir/v3" "$etcd_dir/etcd"
 	rm -rf "$w"
 fi
 
 metallb_dir="$cache/metallb-$metallb_version"
-if [ ! -x "$metallb_dir/controller" ]; then
+if ! built "$metallb_dir" controller; then
 	log "building MetalLB's controller $metallb_version"
 	w="$(wrapper_dir)"
 	printf 'module kubeadmgcp.test/metallb\n\ngo 1.25\n\nrequire go.universe.tf/metallb %s\n' "$metallb_version" >"$w/go.mod"
 	printf 'package tools\n\nimport (\n\t_ "go.universe.tf/metallb/api/v1beta1"\n)\n' >"$w/tools.go"
 	(cd "$w" && go mod tidy >&2)
-	build_into "$metallb_dir" "$w" go.universe.tf/metallb/controller
+	build_into "$metallb_dir" "$w" "" go.universe.tf/metallb/controller
 	# controller-gen reads the API types from the module's source, kept beside the binary.
 	src="$(cd "$w" && go list -m -f '{{.Dir}}' go.universe.tf/metallb)"
 	ln -sfn "$src" "$metallb_dir/source"
@@ -113,10 +131,11 @@ if [ ! -x "$metallb_dir/controller" ]; then
 fi
 
 gen_dir="$cache/controller-tools-$controller_tools_version"
-if [ ! -x "$gen_dir/controller-gen" ]; then
+if ! built "$gen_dir" controller-gen; then
 	log "building controller-gen $controller_tools_version"
 	mkdir -p "$gen_dir.tmp.$$"
 	GOBIN="$gen_dir.tmp.$$" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$controller_tools_version"
+	printf '%s\n' "$recipe" >"$gen_dir.tmp.$$/.recipe"
 	rm -rf "$gen_dir"
 	mv "$gen_dir.tmp.$$" "$gen_dir"
 fi

@@ -1,0 +1,266 @@
+/**
+ * A real Kubernetes control plane on loopback for one test file: etcd, kube-apiserver and
+ * kube-controller-manager built from upstream source (tests/controlplane/build.sh), with the PKI and
+ * kubeconfigs made by the real kubeadm (`kubeadm init phase certs|kubeconfig`).
+ *
+ * What it has: admission (Pod Security, NodeRestriction, ...), defaulting, CRD structural schemas,
+ * RBAC, bootstrap tokens, and the controllers that turn a Deployment into a ReplicaSet and Pods.
+ * What it has not: no kubelet and no scheduler, so Pods are created but never scheduled or run; a
+ * test that needs a Ready node or a Ready pod sets that status itself. The node-lifecycle controller
+ * is off, because without kubelets it would mark every node unreachable after 40 seconds.
+ *
+ * Every process gets random free ports and its own temporary directory; `stop()` ends them newest
+ * first (the API server hangs in shutdown once etcd is gone) and deletes the directory unless a
+ * test of the file failed, in which case the logs stay and their path is printed.
+ */
+import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { versions } from "../../components/versions";
+import { etcdVersion, kubernetesPatchFor, metallbVersion, controllerToolsVersion } from "./versions";
+
+/** Where build.sh put the binaries (globalSetup exports it; the default matches build.sh's). */
+export function binCache(): string {
+    return process.env.KUBEADM_GCP_BIN_CACHE ?? path.join(os.homedir(), ".cache", "kubeadm-gcp", "bin");
+}
+
+export const kubernetesRelease = kubernetesPatchFor(versions.kubernetesMinor);
+
+export const binaries = {
+    kubernetesDir: path.join(binCache(), `kubernetes-${kubernetesRelease}`),
+    kubeadm: path.join(binCache(), `kubernetes-${kubernetesRelease}`, "kubeadm"),
+    kubectl: path.join(binCache(), `kubernetes-${kubernetesRelease}`, "kubectl"),
+    apiServer: path.join(binCache(), `kubernetes-${kubernetesRelease}`, "kube-apiserver"),
+    controllerManager: path.join(binCache(), `kubernetes-${kubernetesRelease}`, "kube-controller-manager"),
+    etcd: path.join(binCache(), `etcd-${etcdVersion}`, "etcd"),
+    metallbController: path.join(binCache(), `metallb-${metallbVersion}`, "controller"),
+    metallbSource: path.join(binCache(), `metallb-${metallbVersion}`, "source"),
+    controllerGen: path.join(binCache(), `controller-tools-${controllerToolsVersion}`, "controller-gen"),
+};
+
+export const serviceCidr = "10.96.0.0/12";
+
+export interface ControlPlane {
+    /** The temporary directory holding the PKI, the kubeconfigs, etcd's data and every log. */
+    dir: string;
+    /** A stand-in for a control plane node's "/" (the scripts' FS_ROOT): etc/kubernetes/admin.conf is real. */
+    root: string;
+    /** kubeadm's admin.conf (group kubeadm:cluster-admins, bound to cluster-admin as kubeadm does). */
+    adminConf: string;
+    /** https://127.0.0.1:<port> */
+    server: string;
+    /** Runs the real kubectl as the admin; never throws. */
+    kubectl(args: string[], input?: string): SpawnSyncReturns<string>;
+    /** Like kubectl, but throws with stderr unless it exits 0; returns stdout. */
+    kubectlOk(args: string[], input?: string): string;
+    /** Starts another process whose log is kept with the others and which `stop()` ends first. */
+    startProcess(name: string, binary: string, args: string[], env?: Record<string, string>): ChildProcess;
+    stop(): Promise<void>;
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.unref();
+        server.on("error", reject);
+        server.listen(0, "127.0.0.1", () => {
+            const port = (server.address() as net.AddressInfo).port;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+function run(binary: string, args: string[], options: { input?: string; env?: Record<string, string> } = {}): SpawnSyncReturns<string> {
+    return spawnSync(binary, args, {
+        input: options.input,
+        encoding: "utf8",
+        env: { ...process.env, ...options.env },
+        timeout: 90_000,
+        maxBuffer: 64 * 1024 * 1024,
+    });
+}
+
+function runOk(binary: string, args: string[], options: { input?: string; env?: Record<string, string> } = {}): string {
+    const r = run(binary, args, options);
+    if (r.status !== 0) {
+        throw new Error(`${path.basename(binary)} ${args.join(" ")} exited ${r.status ?? r.signal}:\n${r.stderr}${r.error ? `\n${r.error}` : ""}`);
+    }
+    return r.stdout;
+}
+
+async function waitFor(what: string, check: () => boolean, timeoutMs: number, logHint: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        if (check()) {
+            return;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`${what} did not happen within ${timeoutMs / 1000}s; see ${logHint}`);
+}
+
+/** Every process of every control plane of this test file, so a crash of the file still ends them. */
+const allProcesses = new Set<ChildProcess>();
+process.on("exit", () => {
+    for (const p of allProcesses) {
+        p.kill("SIGKILL");
+    }
+});
+
+export async function startControlPlane(): Promise<ControlPlane> {
+    for (const [name, file] of Object.entries(binaries)) {
+        if (!fs.existsSync(file)) {
+            throw new Error(`${name} not found at ${file}: run tests/controlplane/build.sh (npm run test:controlplane does it first)`);
+        }
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "controlplane-"));
+    const root = path.join(dir, "root");
+    const kubernetesDir = path.join(root, "etc", "kubernetes");
+    const pki = path.join(kubernetesDir, "pki");
+    fs.mkdirSync(pki, { recursive: true });
+    const [etcdClientPort, etcdPeerPort, apiPort, controllerManagerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const server = `https://127.0.0.1:${apiPort}`;
+
+    // The PKI and kubeconfigs kubeadm itself would write on a control plane.
+    const kubeadmConfig = path.join(dir, "kubeadm-config.yaml");
+    fs.writeFileSync(
+        kubeadmConfig,
+        [
+            "apiVersion: kubeadm.k8s.io/v1beta4",
+            "kind: InitConfiguration",
+            `localAPIEndpoint: { advertiseAddress: 127.0.0.1, bindPort: ${apiPort} }`,
+            "nodeRegistration: { name: test-control-plane }",
+            "---",
+            "apiVersion: kubeadm.k8s.io/v1beta4",
+            "kind: ClusterConfiguration",
+            `kubernetesVersion: ${kubernetesRelease}`,
+            "clusterName: controlplane-test",
+            `certificatesDir: ${pki}`,
+            `controlPlaneEndpoint: 127.0.0.1:${apiPort}`,
+            `networking: { serviceSubnet: ${serviceCidr} }`,
+            "",
+        ].join("\n"),
+    );
+    runOk(binaries.kubeadm, ["init", "phase", "certs", "all", "--config", kubeadmConfig]);
+    for (const kubeconfig of ["admin", "super-admin", "controller-manager"]) {
+        runOk(binaries.kubeadm, ["init", "phase", "kubeconfig", kubeconfig, "--config", kubeadmConfig, "--kubeconfig-dir", kubernetesDir]);
+    }
+    const adminConf = path.join(kubernetesDir, "admin.conf");
+    const superAdminConf = path.join(kubernetesDir, "super-admin.conf");
+
+    const processes: ChildProcess[] = [];
+    const startProcess = (name: string, binary: string, args: string[], env: Record<string, string> = {}) => {
+        const log = fs.openSync(path.join(dir, `${name}.log`), "a");
+        const child = spawn(binary, args, { stdio: ["ignore", log, log], env: { ...process.env, ...env } });
+        fs.closeSync(log);
+        processes.push(child);
+        allProcesses.add(child);
+        child.on("exit", () => allProcesses.delete(child));
+        return child;
+    };
+
+    const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+    const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
+    startProcess("etcd", binaries.etcd, [
+        "--name=test",
+        `--data-dir=${path.join(dir, "etcd")}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=test=${peerUrl}`,
+        "--unsafe-no-fsync", // test data only; keeps etcd quick on a busy disk
+    ]);
+
+    // The flags kubeadm writes into the kube-apiserver static Pod, with loopback addresses.
+    startProcess("kube-apiserver", binaries.apiServer, [
+        "--advertise-address=127.0.0.1",
+        "--bind-address=127.0.0.1",
+        `--secure-port=${apiPort}`,
+        `--etcd-servers=${etcdUrl}`,
+        "--allow-privileged=true",
+        "--authorization-mode=Node,RBAC",
+        `--client-ca-file=${pki}/ca.crt`,
+        "--enable-admission-plugins=NodeRestriction",
+        "--enable-bootstrap-token-auth=true",
+        `--kubelet-client-certificate=${pki}/apiserver-kubelet-client.crt`,
+        `--kubelet-client-key=${pki}/apiserver-kubelet-client.key`,
+        `--proxy-client-cert-file=${pki}/front-proxy-client.crt`,
+        `--proxy-client-key-file=${pki}/front-proxy-client.key`,
+        `--requestheader-client-ca-file=${pki}/front-proxy-ca.crt`,
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${pki}/sa.pub`,
+        `--service-account-signing-key-file=${pki}/sa.key`,
+        `--service-cluster-ip-range=${serviceCidr}`,
+        `--tls-cert-file=${pki}/apiserver.crt`,
+        `--tls-private-key-file=${pki}/apiserver.key`,
+    ]);
+
+    const kubectl = (args: string[], input?: string) => run(binaries.kubectl, ["--kubeconfig", adminConf, ...args], { input });
+    const kubectlOk = (args: string[], input?: string) => runOk(binaries.kubectl, ["--kubeconfig", adminConf, ...args], { input });
+    const asSuperAdmin = (args: string[]) => run(binaries.kubectl, ["--kubeconfig", superAdminConf, ...args]);
+
+    const stop = async () => {
+        for (const child of [...processes].reverse()) {
+            if (child.exitCode === null && child.signalCode === null) {
+                const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+                child.kill("SIGTERM");
+                const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+                await exited;
+                clearTimeout(timer);
+            }
+        }
+        const failed = (globalThis as any).__controlPlaneTestFailed?.() ?? true;
+        if (failed || process.env.KEEP_CONTROLPLANE) {
+            process.stderr.write(`control plane logs kept in ${dir}\n`);
+        } else {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    };
+
+    try {
+        await waitFor("kube-apiserver /readyz", () => asSuperAdmin(["get", "--raw", "/readyz"]).status === 0, 60_000, `${dir}/kube-apiserver.log`);
+        // kubeadm's kubeconfig phase binds admin.conf's group to cluster-admin with super-admin.conf.
+        const binding = asSuperAdmin(["create", "clusterrolebinding", "kubeadm:cluster-admins", "--clusterrole=cluster-admin", "--group=kubeadm:cluster-admins"]);
+        if (binding.status !== 0) {
+            throw new Error(`could not bind kubeadm:cluster-admins: ${binding.stderr}`);
+        }
+        startProcess("kube-controller-manager", binaries.controllerManager, [
+            `--kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
+            `--authentication-kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
+            `--authorization-kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
+            "--bind-address=127.0.0.1",
+            `--secure-port=${controllerManagerPort}`,
+            `--client-ca-file=${pki}/ca.crt`,
+            `--cluster-signing-cert-file=${pki}/ca.crt`,
+            `--cluster-signing-key-file=${pki}/ca.key`,
+            `--requestheader-client-ca-file=${pki}/front-proxy-ca.crt`,
+            `--root-ca-file=${pki}/ca.crt`,
+            `--service-account-private-key-file=${pki}/sa.key`,
+            `--service-cluster-ip-range=${serviceCidr}`,
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--controllers=*,bootstrapsigner,tokencleaner,-node-lifecycle-controller",
+        ]);
+        // Pods cannot be created in a namespace before its "default" ServiceAccount exists.
+        await waitFor(
+            "the controller manager's first ServiceAccount",
+            () => kubectl(["-n", "default", "get", "serviceaccount", "default"]).status === 0,
+            60_000,
+            `${dir}/kube-controller-manager.log`,
+        );
+    } catch (e) {
+        (globalThis as any).__controlPlaneTestFailed = () => true;
+        await stop();
+        throw e;
+    }
+
+    return { dir, root, adminConf, server, kubectl, kubectlOk, startProcess, stop };
+}

@@ -1,0 +1,255 @@
+/**
+ * The provisioning scripts that talk to the API server, exactly as the program renders them, run
+ * with the real kubeadm and kubectl against a real control plane (FS_ROOT holds its admin.conf).
+ * No kubelet runs here: where a script waits for a Ready node or Pod, the test sets that status,
+ * and where a kubelet would finish a Pod's deletion, the test does (a "kubelet" loop, below).
+ */
+import { spawn, spawnSync } from "child_process";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { renderScript } from "../../components/scripts";
+import { runProgram } from "../helpers/program";
+import { callsTo, createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
+import { binaries, ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
+import { manifestsOf } from "./manifests";
+
+let cp: ControlPlane;
+beforeAll(async () => {
+    cp = await startControlPlane();
+});
+afterAll(async () => {
+    await cp?.stop();
+    removeSandboxes();
+});
+
+interface ScriptResult {
+    status: number | null;
+    stdout: string;
+    stderr: string;
+}
+
+/** Runs a rendered script on "the control plane": the real kubeadm and kubectl, FS_ROOT = the control plane's root. */
+function runOnControlPlane(name: string, settings: Record<string, string>, env: Record<string, string> = {}): Promise<ScriptResult> {
+    const file = path.join(cp.dir, `${name}-${Date.now()}.sh`);
+    fs.writeFileSync(file, renderScript(name, settings));
+    return new Promise((resolve, reject) => {
+        const child = spawn("bash", [file], {
+            env: { PATH: `${binaries.kubernetesDir}:${process.env.PATH}`, HOME: cp.dir, FS_ROOT: cp.root, RETRY_DELAY_SECONDS: "1", LC_ALL: "C", ...env },
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("error", reject);
+        child.on("close", (status) => resolve({ status, stdout, stderr }));
+    });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function createNode(name: string, ready: boolean): void {
+    cp.kubectlOk(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } }));
+    setNodeReady(name, ready);
+}
+
+function setNodeReady(name: string, ready: boolean): void {
+    const now = new Date().toISOString();
+    const condition = { type: "Ready", status: ready ? "True" : "False", reason: ready ? "KubeletReady" : "KubeletNotReady", lastHeartbeatTime: now, lastTransitionTime: now };
+    cp.kubectlOk(["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status: { conditions: [condition] } })]);
+}
+
+/** The CA's public key hash, as kubeadm's --discovery-token-ca-cert-hash computes it (SHA-256 of the SPKI). */
+function caHash(): string {
+    const ca = new crypto.X509Certificate(fs.readFileSync(path.join(cp.root, "etc/kubernetes/pki/ca.crt")));
+    return crypto.createHash("sha256").update(ca.publicKey.export({ type: "spki", format: "der" })).digest("hex");
+}
+
+describe("join-token.sh with the real kubeadm", () => {
+    test("prints one valid join line whose token authenticates as a bootstrapper and names the worker", async () => {
+        const r = await runOnControlPlane("join-token", { WORKER_NAME: "k8s-dev-worker-1" });
+        expect(r.status).toBe(0);
+        const lines = r.stdout.split("\n").filter((l) => l !== "");
+        expect(lines).toHaveLength(1);
+        const m = /^kubeadm join (\S+) --token ([a-z0-9]{6})\.([a-z0-9]{16}) --discovery-token-ca-cert-hash sha256:([a-f0-9]{64})$/.exec(lines[0]);
+        expect(m).not.toBeNull();
+        const [, endpoint, id, secret, hash] = m!;
+        expect(`https://${endpoint}`).toBe(cp.server);
+        expect(hash).toBe(caHash());
+        // The token never reaches the logs.
+        expect(r.stderr).not.toContain(secret);
+
+        const stored = JSON.parse(cp.kubectlOk(["-n", "kube-system", "get", "secret", `bootstrap-token-${id}`, "-o", "json"]));
+        const data = (k: string) => Buffer.from(stored.data[k] ?? "", "base64").toString();
+        expect(stored.type).toBe("bootstrap.kubernetes.io/token");
+        expect(data("description")).toContain("k8s-dev-worker-1");
+        const ttlMinutes = (Date.parse(data("expiration")) - Date.now()) / 60_000;
+        expect(ttlMinutes).toBeGreaterThan(25);
+        expect(ttlMinutes).toBeLessThanOrEqual(30);
+
+        const whoami = JSON.parse(
+            cp.kubectlOk([
+                "--kubeconfig=/dev/null",
+                `--server=${cp.server}`,
+                `--certificate-authority=${path.join(cp.root, "etc/kubernetes/pki/ca.crt")}`,
+                `--token=${id}.${secret}`,
+                "auth",
+                "whoami",
+                "-o",
+                "json",
+            ]),
+        );
+        expect(whoami.status.userInfo.username).toBe(`system:bootstrap:${id}`);
+        expect(whoami.status.userInfo.groups).toContain("system:bootstrappers:kubeadm:default-node-token");
+    });
+});
+
+describe("cluster-ready.sh", () => {
+    const publicEndpoint = "https://203.0.113.10:6443";
+
+    test("prints the admin kubeconfig, naming the public endpoint, once every node is Ready", async () => {
+        createNode("ready-1", true);
+        createNode("ready-2", false);
+        const pending = runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 ready-2", PUBLIC_ENDPOINT: publicEndpoint, TIMEOUT_SECONDS: "60" }, { POLL_INTERVAL_SECONDS: "1" });
+        await sleep(3000);
+        setNodeReady("ready-2", true);
+        const r = await pending;
+        expect(r.status).toBe(0);
+        expect(r.stderr).toMatch(/still waiting for: ready-2 \(not Ready\)/);
+        const servers = r.stdout.split("\n").filter((l) => /^\s*server:/.test(l));
+        expect(servers.map((l) => l.trim())).toEqual([`server: ${publicEndpoint}`]);
+        // The same credentials work against the API server (here reached on loopback).
+        const kubeconfig = path.join(cp.dir, "printed-kubeconfig");
+        fs.writeFileSync(kubeconfig, r.stdout, { mode: 0o600 });
+        expect(cp.kubectlOk([`--kubeconfig=${kubeconfig}`, `--server=${cp.server}`, "get", "node", "ready-1", "-o", "name"]).trim()).toBe("node/ready-1");
+    });
+
+    test("a node that never becomes Ready times out with the message, printing nothing", async () => {
+        createNode("never-ready", false);
+        const r = await runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 never-ready missing-node", PUBLIC_ENDPOINT: publicEndpoint, TIMEOUT_SECONDS: "4" }, { POLL_INTERVAL_SECONDS: "1" });
+        expect(r.status).not.toBe(0);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toMatch(/timed out after 4s; nodes not Ready: never-ready \(not Ready\) missing-node \(not registered\)/);
+    });
+});
+
+describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", () => {
+    test("cordons, evicts only as the PDB allows, and deletes the node", async () => {
+        const run = await runProgram({ "gcp:project": "test-project" });
+        const app = manifestsOf(run.resources).filter((m) => ["Namespace", "Deployment", "PodDisruptionBudget"].includes(m.kind) && m.metadata.name === "http-go");
+        const deployment = app.find((m) => m.kind === "Deployment")!;
+        const namespace = deployment.metadata.namespace!;
+        const replicas = (deployment.spec as any).replicas as number;
+        for (const m of app.sort((a) => (a.kind === "Namespace" ? -1 : 1))) {
+            cp.kubectlOk(["apply", "--server-side", "-f", "-"], JSON.stringify(m));
+        }
+        createNode("drained-worker", true);
+        createNode("other-worker", true);
+
+        // A stand-in for the scheduler and the kubelets: binds new Pods (the first `replicas` to the
+        // drained worker, later ones to the other), marks them Ready, and finishes deletions.
+        let bound = 0;
+        let maxTerminating = 0;
+        let stopped = false;
+        const kubelet = (async () => {
+            while (!stopped) {
+                const pods = JSON.parse(cp.kubectl(["-n", namespace, "get", "pods", "-o", "json"]).stdout || '{"items":[]}').items as any[];
+                const terminating = pods.filter((p) => p.metadata.deletionTimestamp);
+                maxTerminating = Math.max(maxTerminating, terminating.length);
+                for (const p of terminating) {
+                    cp.kubectl(["-n", namespace, "delete", "pod", p.metadata.name, "--grace-period=0", "--force"]);
+                }
+                for (const p of pods.filter((x) => !x.spec.nodeName && !x.metadata.deletionTimestamp)) {
+                    const node = bound++ < replicas ? "drained-worker" : "other-worker";
+                    const binding = { apiVersion: "v1", kind: "Binding", metadata: { name: p.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: node } };
+                    cp.kubectl(["create", "--raw", `/api/v1/namespaces/${namespace}/pods/${p.metadata.name}/binding`, "-f", "-"], JSON.stringify(binding));
+                    const now = new Date().toISOString();
+                    cp.kubectl([
+                        "-n", namespace, "patch", "pod", p.metadata.name, "--subresource=status", "--type=merge",
+                        "-p", JSON.stringify({ status: { phase: "Running", conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }] } }),
+                    ]);
+                }
+                await sleep(300);
+            }
+        })();
+        try {
+            // Every Pod of the app on the drained worker, Ready, and the PDB allowing one disruption.
+            for (let i = 0; i < 100; i++) {
+                const pdb = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pdb", "http-go", "-o", "json"]));
+                if (pdb.status?.currentHealthy === replicas && pdb.status?.disruptionsAllowed === 1) {
+                    break;
+                }
+                await sleep(300);
+            }
+            const onNode = () =>
+                (JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pods", "--field-selector", "spec.nodeName=drained-worker", "-o", "json"])).items as any[]).length;
+            expect(onNode()).toBe(replicas);
+
+            const r = await runOnControlPlane("drain-node", { NODE_NAME: "drained-worker" }, { DRAIN_TIMEOUT_SECONDS: "90" });
+            expect(r.status).toBe(0);
+            expect(r.stderr).toMatch(/node\/drained-worker cordoned/);
+            expect(r.stderr).not.toMatch(/WARNING/);
+            expect(cp.kubectl(["get", "node", "drained-worker"]).status).not.toBe(0);
+            // The PDB (maxUnavailable 1) was honoured: never two of the app's Pods going at once.
+            expect(maxTerminating).toBe(1);
+            const pods = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pods", "-o", "json"])).items as any[];
+            expect(pods.map((p: any) => p.spec.nodeName)).toEqual(Array(replicas).fill("other-worker"));
+
+            // A second run is a no-op.
+            const again = await runOnControlPlane("drain-node", { NODE_NAME: "drained-worker" });
+            expect(again.status).toBe(0);
+            expect(again.stderr).toMatch(/not registered; nothing to do/);
+        } finally {
+            stopped = true;
+            await kubelet;
+        }
+    });
+});
+
+describe("kubeadm's own checks on what the scripts hand it", () => {
+    test("kubeadm config validate accepts the configuration kubeadm-init.sh writes", () => {
+        // kubeadm-init.sh runs under the stub harness (no kubelet or containerd here); its stub kubeadm
+        // reports the pinned release, which the script writes into the configuration.
+        const sb = createSandbox();
+        const r = runStubbed(
+            sb,
+            "kubeadm-init",
+            {
+                NODE_NAME: "k8s-dev-control-plane",
+                ADVERTISE_ADDRESS: "10.240.0.2",
+                PUBLIC_ADDRESS: "203.0.113.10",
+                POD_CIDR: "10.244.0.0/16",
+                SERVICE_CIDR: "10.96.0.0/12",
+                CLUSTER_NAME: "k8s-dev",
+                FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
+            },
+            { env: { STUB_KUBEADM_VERSION: kubernetesRelease } },
+        );
+        expect(r.status).toBe(0);
+        const config = path.join(sb.root, "etc/kubernetes/kubeadm-config.yaml");
+        expect(fs.readFileSync(config, "utf8")).toContain(`kubernetesVersion: "${kubernetesRelease}"`);
+        expect(spawnOk(binaries.kubeadm, ["config", "validate", "--config", config])).toMatch(/ok/i);
+    });
+
+    test("pull-images.sh on a worker pulls exactly kube-proxy and pause as the real kubeadm lists them", () => {
+        const list = spawnOk(binaries.kubeadm, ["config", "images", "list", "--kubernetes-version", kubernetesRelease]).trim().split("\n");
+        const expected = list.filter((i) => /\/(kube-proxy|pause):/.test(i));
+        expect(expected).toEqual([`registry.k8s.io/kube-proxy:${kubernetesRelease}`, expect.stringMatching(/^registry\.k8s\.io\/pause:3\.\d+(\.\d+)?$/)]);
+
+        const sb = createSandbox();
+        fs.copyFileSync(binaries.kubeadm, path.join(sb.bin, "kubeadm"));
+        const r = runStubbed(sb, "pull-images", { KUBEADM_IMAGES: "node", IMAGES: "", MANIFEST_URLS: "" });
+        expect(r.status).toBe(0);
+        expect(callsTo(sb, "crictl").filter((c) => c.startsWith("crictl pull")).map((c) => c.replace(/^crictl pull /, ""))).toEqual(expected);
+    });
+});
+
+function spawnOk(binary: string, args: string[]): string {
+    const r = spawnSync(binary, args, { encoding: "utf8", env: { ...process.env, HOME: os.tmpdir() } });
+    if (r.status !== 0) {
+        throw new Error(`${binary} ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
+    }
+    return r.stdout + r.stderr;
+}

@@ -1,0 +1,33 @@
+/**
+ * Versions of the real upstream binaries the control-plane test tier builds and runs.
+ *
+ * The program pins only a Kubernetes minor (components/versions.ts); the tier builds one patch
+ * release of each minor it covers. To bump: change the entry here, run `npm run test:controlplane`
+ * (the first run after a bump builds the new binaries, about 10 minutes on 2 cores).
+ */
+import { versions } from "../../components/versions";
+
+/** The patch release built for each Kubernetes minor the tier covers (k8s.io/kubernetes tags). */
+export const kubernetesPatches: Readonly<Record<string, string>> = {
+    "1.36": "v1.36.3",
+};
+
+/** kubeadm 1.36's default etcd (cmd/kubeadm/app/constants: DefaultEtcdVersion "3.6.8-0"). */
+export const etcdVersion = "v3.6.8";
+
+/** MetalLB's chart and app versions move together (charts/metallb/Chart.yaml: version 0.16.1, appVersion v0.16.1). */
+export const metallbVersion = `v${versions.metallbChart}`;
+
+/** The controller-gen MetalLB's own build uses to generate its CRDs (tasks.py: controller_gen_version). */
+export const controllerToolsVersion = "v0.19.0";
+
+/** The Kubernetes release the tier runs for a minor, or a clear error when the tier does not cover it. */
+export function kubernetesPatchFor(minor: string): string {
+    const patch = kubernetesPatches[minor];
+    if (!patch) {
+        throw new Error(
+            `the control-plane tier builds no Kubernetes ${minor} (it covers ${Object.keys(kubernetesPatches).join(", ")}); add it to tests/controlplane/versions.ts`,
+        );
+    }
+    return patch;
+}
