@@ -88,7 +88,7 @@ apt_get_waiting() {
     while true; do
         rc=0
         # English messages, so that the lock message below can be recognised.
-        LC_ALL=C apt-get -q -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" 2>"$errors" >&2 || rc=$?
+        LC_ALL=C apt-get -q -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" >&2 2>"$errors" || rc=$?
         cat "$errors" >&2
         ((rc)) || return 0
         lock="$(grep -m 1 -oE '(Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock) .*' "$errors")" ||
@@ -157,7 +157,8 @@ load_kernel_modules() {
     for module in "${KERNEL_MODULES[@]}"; do
         [[ -d "$ROOT/sys/module/$module" ]] && continue
         log "loading kernel module $module"
-        if ! output="$(modprobe "$module" 2>&1)" || [[ ! -d "$ROOT/sys/module/$module" ]]; then
+        # modprobe's exit status is the check: a module built into the kernel may have no /sys/module entry.
+        if ! output="$(modprobe "$module" 2>&1)"; then
             die "this node's kernel cannot load the $module module${output:+ ($output)}, which Kubernetes here needs (vxlan: Flannel's VXLAN backend carries all pod traffic between nodes). Use a boot image whose kernel ships it, such as versions.osImage (Ubuntu 24.04 for GCE); 'modinfo $module' on the node shows whether it exists"
         fi
     done

@@ -78,62 +78,73 @@ queue_image() {
     QUEUE+=("$1")
 }
 
-case "$KUBEADM_IMAGES" in
-    control-plane)
-        version="$(kubeadm version -o short)"
-        cp_images="$(kubeadm_images)"
-        [[ -n $cp_images ]] || die "kubeadm config images list named no image"
-        missing=0
-        while IFS= read -r image; do
-            [[ -n $image ]] || continue
-            SEEN[$image]=required
-            if ! image_present "$image"; then
-                missing=$((missing + 1))
-            fi
-        done <<<"$cp_images"
-        if ((missing)); then
-            log "pulling the control-plane images of kubeadm $version ($missing missing)"
-            retry kubeadm config images pull --kubernetes-version "$version" --cri-socket "$CRI_SOCKET" >&2
-        else
-            log "the control-plane images of kubeadm $version are all present"
-        fi
-        ;;
-    node)
-        node_images="$(kubeadm_images | grep -E '/(kube-proxy|pause):' || true)"
-        [[ -n $node_images ]] || die "kubeadm config images list named no kube-proxy or pause image"
-        while IFS= read -r image; do
-            queue_image "$image" required
-        done <<<"$node_images"
-        ;;
-    none) ;;
-esac
+# control-plane: kubeadm pulls its own images (all of them, one call) unless every one is present.
+pull_control_plane_images() {
+    local version images image missing=0
+    version="$(kubeadm version -o short)"
+    images="$(kubeadm_images)"
+    [[ -n $images ]] || die "kubeadm config images list named no image"
+    while IFS= read -r image; do
+        [[ -n $image ]] || continue
+        SEEN[$image]=required
+        image_present "$image" || missing=$((missing + 1))
+    done <<<"$images"
+    if ((missing)); then
+        log "pulling the control-plane images of kubeadm $version ($missing missing)"
+        retry kubeadm config images pull --kubernetes-version "$version" --cri-socket "$CRI_SOCKET" >&2 ||
+            die "could not pull the control-plane images of kubeadm $version (check the node's outbound access to registry.k8s.io)"
+    else
+        log "the control-plane images of kubeadm $version are all present"
+    fi
+}
 
-read -r -a manifest_urls <<<"$MANIFEST_URLS"
-read -r -a extra_images <<<"$IMAGES"
+# node: a worker runs only kube-proxy and pause of kubeadm's images.
+queue_node_images() {
+    local images image
+    images="$(kubeadm_images | grep -E '/(kube-proxy|pause):' || true)"
+    [[ -n $images ]] || die "kubeadm config images list named no kube-proxy or pause image"
+    while IFS= read -r image; do
+        queue_image "$image" required
+    done <<<"$images"
+}
 
-index=0
-for url in "${manifest_urls[@]}"; do
-    index=$((index + 1))
-    manifest="$WORK/manifest-$index.yaml"
+# queue_manifest_images URL INDEX: every image: reference of the manifest at URL (required).
+queue_manifest_images() {
+    local url="$1" manifest="$WORK/manifest-$2.yaml" image found=0
     log "reading images from $url"
     retry curl -fsSL "$url" -o "$manifest" || die "could not download $url"
-    found=0
     while IFS= read -r image; do
         queue_image "$image" required
         found=$((found + 1))
     done < <(manifest_images "$manifest")
     ((found)) || warn "no image: lines in $url"
-done
+}
 
-for image in "${extra_images[@]}"; do
-    queue_image "$image" optional
-done
+main() {
+    local manifest_urls extra_images url image index=0
+    case "$KUBEADM_IMAGES" in
+        control-plane) pull_control_plane_images ;;
+        node) queue_node_images ;;
+        none) ;;
+    esac
+    read -r -a manifest_urls <<<"$MANIFEST_URLS"
+    for url in "${manifest_urls[@]}"; do
+        index=$((index + 1))
+        queue_manifest_images "$url" "$index"
+    done
+    read -r -a extra_images <<<"$IMAGES"
+    for image in "${extra_images[@]}"; do
+        queue_image "$image" optional
+    done
 
-for image in "${QUEUE[@]}"; do
-    pull_image "$image" "${SEEN[$image]}"
-done
-if ((${#NOT_PULLED[@]})); then
-    log "done: $PULLED pulled, $SKIPPED already present, ${#NOT_PULLED[@]} optional not pulled (${NOT_PULLED[*]})"
-else
-    log "done: $PULLED pulled, $SKIPPED already present"
-fi
+    for image in "${QUEUE[@]}"; do
+        pull_image "$image" "${SEEN[$image]}"
+    done
+    if ((${#NOT_PULLED[@]})); then
+        log "done: $PULLED pulled, $SKIPPED already present, ${#NOT_PULLED[@]} optional not pulled (${NOT_PULLED[*]})"
+    else
+        log "done: $PULLED pulled, $SKIPPED already present"
+    fi
+}
+
+main "$@"
