@@ -5,7 +5,7 @@
 #   K8S_MINOR           Kubernetes minor, e.g. 1.36: selects the pkgs.k8s.io repository.
 #   CONTAINERD_VERSION  exact version of Docker's containerd.io package, e.g. 2.2.1-1~ubuntu.24.04~noble.
 #   Tuning (tests shrink them): APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10),
-#   CLOUD_INIT_TIMEOUT_SECONDS (900).
+#   APT_RETRY_ATTEMPTS (8), CLOUD_INIT_TIMEOUT_SECONDS (900).
 #
 # Waits for cloud-init, stops if ufw is active, disables swap, loads overlay/br_netfilter/vxlan
 # (failing at once when the kernel lacks one), applies its own bridge/forwarding sysctl file, waits
@@ -25,6 +25,7 @@ require_match CONTAINERD_VERSION "$CONTAINERD_VERSION" '^2\.[0-9]+\.[0-9]+-[0-9]
     "an exact containerd.io 2.x package version of Docker's repository such as 2.2.1-1~ubuntu.24.04~noble ('apt-cache madison containerd.io' lists them; Ubuntu's own containerd 1.7 is end-of-life)"
 APT_LOCK_WAIT_SECONDS="${APT_LOCK_WAIT_SECONDS:-600}"
 APT_LOCK_POLL_SECONDS="${APT_LOCK_POLL_SECONDS:-10}"
+APT_RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}"
 require_match APT_LOCK_WAIT_SECONDS "$APT_LOCK_WAIT_SECONDS" '^[0-9]+$' "a whole number of seconds"
 require_match APT_LOCK_POLL_SECONDS "$APT_LOCK_POLL_SECONDS" '^[1-9][0-9]*$' "a positive whole number of seconds"
 
@@ -73,14 +74,15 @@ APT_DEADLINE=0
 # Every apt-get call first waits (once) for the apt timers, then waits while another process holds
 # one of apt's locks, for at most APT_LOCK_WAIT_SECONDS: DPkg::Lock::Timeout covers only dpkg's
 # locks, and `apt-get update` and `install` take the lists and archives locks without waiting
-# (exit 100 at once). Other failures (mirrors, repositories) are retried as usual.
+# (exit 100 at once). Other failures (a mirror mid-sync, a repository hiccup) are retried
+# APT_RETRY_ATTEMPTS times, with retry's backoff: about 2.5 minutes for the default 8.
 apt_get() {
     if ((!APT_TIMERS_WAITED)); then
         wait_for_apt_timers
         APT_TIMERS_WAITED=1
     fi
     APT_DEADLINE=$((SECONDS + APT_LOCK_WAIT_SECONDS))
-    retry apt_get_waiting "$@"
+    RETRY_ATTEMPTS="$APT_RETRY_ATTEMPTS" retry apt_get_waiting "$@"
 }
 
 apt_get_waiting() {

@@ -359,6 +359,24 @@ describe("prepare-node.sh and apt's locks", () => {
         expect(callsTo(sb, "apt-get").filter((l) => / install /.test(l))).toEqual([]);
     });
 
+    test("retries other apt failures (a mirror mid-sync) with apt's own, longer budget", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_UPDATE_FAILURES: "6" } });
+        expect(result.stderr).not.toMatch(/ERROR/);
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "apt-get").filter((l) => l.endsWith(" update"))).toHaveLength(7);
+        expect(result.stderr).toMatch(/attempt 6\/8 failed \(exit 100\): apt_get_waiting update/);
+    });
+
+    test("gives up on other apt failures after APT_RETRY_ATTEMPTS", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_UPDATE_FAILURES: "6", APT_RETRY_ATTEMPTS: "3" } });
+        expect(result.status).not.toBe(0);
+        expect(callsTo(sb, "apt-get").filter((l) => l.endsWith(" update"))).toHaveLength(3);
+        expect(result.stderr).toMatch(/Hash Sum mismatch/);
+        expect(result.stderr).toMatch(/giving up after 3 attempt\(s\) \(exit 100\)/);
+    });
+
     test("without systemd-run (not systemd), skips waiting for the apt timers and goes on", () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.bin, "systemd-run"));
