@@ -24,11 +24,12 @@ die() {
 	exit 1
 }
 
-[ "$#" -eq 4 ] || die "usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION"
-k8s_version="$1" etcd_version="$2" metallb_version="$3" controller_tools_version="$4"
+[ "$#" -eq 5 ] || die "usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION CONTAINERD_VERSION"
+k8s_version="$1" etcd_version="$2" metallb_version="$3" controller_tools_version="$4" containerd_version="$5"
 [[ "$k8s_version" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "Kubernetes version '$k8s_version' is not of the form v1.N.P"
 [[ "$etcd_version" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "etcd version '$etcd_version' is not of the form v3.N.P"
 [[ "$metallb_version" =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "MetalLB version '$metallb_version' is not of the form v0.N.P"
+[[ "$containerd_version" =~ ^v2\.[0-9]+\.[0-9]+$ ]] || die "containerd version '$containerd_version' is not of the form v2.N.P"
 [[ "$controller_tools_version" =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "controller-tools version '$controller_tools_version' is not of the form v0.N.P"
 
 command -v go >/dev/null 2>&1 || die "Go is required to build the control-plane test tier (kube-apiserver, etcd, kubeadm, MetalLB): install Go 1.25+ (https://go.dev/doc/install, or apt-get install golang-go)"
@@ -138,6 +139,20 @@ if ! built "$gen_dir" controller-gen; then
 	printf '%s\n' "$recipe" >"$gen_dir.tmp.$$/.recipe"
 	rm -rf "$gen_dir"
 	mv "$gen_dir.tmp.$$" "$gen_dir"
+fi
+
+containerd_dir="$cache/containerd-$containerd_version"
+if ! built "$containerd_dir" containerd; then
+	log "building containerd $containerd_version"
+	w="$(wrapper_dir)"
+	printf 'module kubeadmgcp.test/containerd\n\ngo 1.25\n' >"$w/go.mod"
+	printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/containerd/containerd/v2/cmd/containerd"\n' >"$w/tools.go"
+	# `go get` of the command resolves its dependencies as containerd's own go.mod pins them
+	# (`go mod tidy` would also pull test-only modules, whose old genproto clashes).
+	(cd "$w" && go get "github.com/containerd/containerd/v2/cmd/containerd@$containerd_version" >&2)
+	# CGO_ENABLED=0 leaves out the btrfs snapshotter only; the CRI tables prepare-node.sh edits are the same.
+	build_into "$containerd_dir" "$w" "" github.com/containerd/containerd/v2/cmd/containerd
+	rm -rf "$w"
 fi
 
 printf '%s\n' "$cache"

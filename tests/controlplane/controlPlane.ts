@@ -19,7 +19,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { versions } from "../../components/versions";
-import { etcdVersion, kubernetesPatchFor, metallbVersion, controllerToolsVersion } from "./versions";
+import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, metallbVersion } from "./versions";
 
 /** Where build.sh put the binaries (globalSetup exports it; the default matches build.sh's). */
 export function binCache(): string {
@@ -38,6 +38,7 @@ export const binaries = {
     metallbController: path.join(binCache(), `metallb-${metallbVersion}`, "controller"),
     metallbSource: path.join(binCache(), `metallb-${metallbVersion}`, "source"),
     controllerGen: path.join(binCache(), `controller-tools-${controllerToolsVersion}`, "controller-gen"),
+    containerd: path.join(binCache(), `containerd-${containerdVersion}`, "containerd"),
 };
 
 export const serviceCidr = "10.96.0.0/12";

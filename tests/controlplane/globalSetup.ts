@@ -5,13 +5,20 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
 import { versions } from "../../components/versions";
-import { controllerToolsVersion, etcdVersion, kubernetesPatchFor, metallbVersion } from "./versions";
+import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, metallbVersion } from "./versions";
 
 export default async function globalSetup(): Promise<void> {
     const started = Date.now();
     const cache = execFileSync(
         "bash",
-        [path.join(__dirname, "build.sh"), kubernetesPatchFor(versions.kubernetesMinor), etcdVersion, metallbVersion, controllerToolsVersion],
+        [
+            path.join(__dirname, "build.sh"),
+            kubernetesPatchFor(versions.kubernetesMinor),
+            etcdVersion,
+            metallbVersion,
+            controllerToolsVersion,
+            containerdVersion,
+        ],
         { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" },
     ).trim();
     process.env.KUBEADM_GCP_BIN_CACHE = cache;

@@ -7,6 +7,9 @@
  */
 import { versions } from "../../components/versions";
 
+/** containerd's upstream release of the pinned Docker package (2.2.1-1~ubuntu.24.04~noble → v2.2.1). */
+export const containerdVersion = `v${/^(\d+\.\d+\.\d+)-/.exec(versions.containerdPackage)![1]}`;
+
 /** The patch release built for each Kubernetes minor the tier covers (k8s.io/kubernetes tags). */
 export const kubernetesPatches: Readonly<Record<string, string>> = {
     "1.36": "v1.36.3",

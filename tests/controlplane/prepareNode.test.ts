@@ -1,0 +1,9 @@
+/**
+ * prepare-node.sh's behaviour tests once more, with the real containerd of the pinned release
+ * writing its default configuration and reading back the one the script edits (the stub harness
+ * hands `containerd config default|dump` to CONTAINERD_BIN).
+ */
+import { binaries } from "./controlPlane";
+
+process.env.CONTAINERD_BIN = binaries.containerd;
+require("../scripts/prepare-node.test");
