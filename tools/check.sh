@@ -7,7 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tools/setup.sh
 source tools/setup.sh
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# Each step's start, in seconds since the command started: where the time goes, for the README.
+step() { printf '\n==> [%ds] %s\n' "$SECONDS" "$*" >&2; }
 
 step "set-up (Node ${node_major_required}, npm dependencies, shellcheck, Go)"
 ensure_node
@@ -30,3 +31,5 @@ npm test --silent
 
 step "Go app (gofmt, go vet, go test)"
 bash tools/go-test.sh
+
+printf '\ncheck: passed in %ds\n' "$SECONDS" >&2
