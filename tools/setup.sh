@@ -38,10 +38,13 @@ ensure_node() {
 		if [ ! -x "$dir/node_modules/.bin/node" ]; then
 			setup_log "Node $(node --version 2>/dev/null || echo none) is older than $node_major_required: installing node@$node_major_required from the npm registry into .ci/.tools/node"
 			mkdir -p "$dir"
-			# Its own package.json, so npm does not take the repository as the project to install into.
-			[ -f "$dir/package.json" ] || echo '{ "private": true }' >"$dir/package.json"
+			# Its own package.json, so npm does not take the repository as the project to install into;
+			# allowScripts approves the one install script this needs (npm 12 blocks unapproved ones).
+			echo '{ "private": true, "allowScripts": { "node": true } }' >"$dir/package.json"
 			# Flags override the repository's .npmrc, which `npm run` passes down as npm_config_* variables.
 			(cd "$dir" && npm install --no-save --no-audit --no-fund --ignore-scripts=false --engine-strict=false "node@$node_major_required" >&2) || return
+			"$dir/node_modules/.bin/node" --version >/dev/null 2>&1 ||
+				missing "Node $node_major_required" "installing node@$node_major_required from the npm registry into .ci/.tools/node failed; install it from https://nodejs.org"
 		fi
 		PATH="$dir/node_modules/.bin:$PATH"
 		export PATH

@@ -160,6 +160,16 @@ describe("ensure_node: Node 22 first on PATH", () => {
         expect(r.calls().filter((c) => c.startsWith("npm install"))).toHaveLength(1);
     });
 
+    test("an install that yields no working node stops with one line saying where to get Node 22", () => {
+        const r = repo();
+        r.stub("node", 'case "$1" in -p) echo 20 ;; --version) echo v20.20.2 ;; esac');
+        const result = r.run("ensure_node");
+        expect(result.status).toBe(1);
+        expect(result.stderr.split("\n").filter((l) => l.startsWith("Missing"))).toEqual([
+            "Missing Node 22: installing node@22 from the npm registry into .ci/.tools/node failed; install it from https://nodejs.org",
+        ]);
+    });
+
     test("a machine with Node 22 already installs nothing", () => {
         const r = repo();
         r.stub("node", 'case "$1" in -p) echo 22 ;; --version) echo v22.1.0 ;; esac');
