@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The project's whole test command (`npm run check`): type check, lint, unit and script tests,
-# shell script checks and the Go app's checks. CI (.ci/run) runs exactly this after installing tools.
+# The project's whole test command, `npm run check`, and CI's (.ci/run runs exactly this): works from
+# a fresh clone under an older Node, because the set-up step installs what is missing first.
+# Each step is one named block; add a step as another `step` line and its command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tools/setup.sh
+source tools/setup.sh
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# Each step's start, in seconds since the command started: where the time goes, for the README.
+step() { printf '\n==> [%ds] %s\n' "$SECONDS" "$*" >&2; }
 
-command -v shellcheck >/dev/null 2>&1 || {
-	echo "shellcheck is required: apt-get install shellcheck (Debian/Ubuntu) or brew install shellcheck" >&2
-	exit 1
-}
+step "set-up (Node ${node_major_required}, npm dependencies, shellcheck, Go)"
+ensure_node
+ensure_dependencies
+ensure_shellcheck
+ensure_go
 
 step "type check (tsc --noEmit)"
 npm run --silent typecheck
@@ -19,10 +24,12 @@ bash tools/lint.sh
 
 step "shellcheck"
 shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh
-shellcheck tools/*.sh .ci/run
+shellcheck -x tools/*.sh .ci/run
 
 step "unit, wiring, policy and script tests (jest)"
 npm test --silent
 
 step "Go app (gofmt, go vet, go test)"
 bash tools/go-test.sh
+
+printf '\ncheck: passed in %ds\n' "$SECONDS" >&2

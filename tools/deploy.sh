@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# `npm run deploy`: the quickstart's one deploy command. Installs dependencies, uses a local file
-# backend (no Pulumi Cloud account), selects or creates the stack and runs `pulumi up`.
+# `npm run deploy`: the quickstart's one deploy command. Checks what it cannot install (the Pulumi
+# CLI, GCP credentials) first, so a newcomer learns in one line what to get; then Node 22 and the
+# npm dependencies (tools/setup.sh), a local file backend (no Pulumi Cloud account), the stack and
+# `pulumi up`.
 #   GCP_PROJECT=my-project npm run deploy            (STACK=dev by default; extra args go to pulumi up)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tools/setup.sh
+source tools/setup.sh
 
 stack="${STACK:-dev}"
-command -v pulumi >/dev/null 2>&1 || {
-	echo "The Pulumi CLI is required: https://www.pulumi.com/docs/install/" >&2
-	exit 1
-}
-
-[ -d node_modules ] || npm ci --no-audit --no-fund
+require_pulumi
+require_gcp_credentials
+# Pulumi runs the program with the first `node` on PATH: Node 22 from here on.
+ensure_node
+ensure_dependencies
 
 if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
 	mkdir -p .pulumi-state

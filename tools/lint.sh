@@ -2,8 +2,9 @@
 # Lints the TypeScript (ESLint, eslint.config.mjs) and the GitHub workflows (actionlint, which also
 # runs shellcheck on every `run:` block when shellcheck is installed).
 #
-# actionlint is a Go program: installed once from the Go module proxy into .ci/.tools/bin
-# (gitignored) at the pinned version below, and reused from there on later runs.
+# actionlint is a Go program: built once from the Go module proxy into .ci/.tools/bin (gitignored)
+# at the pinned version below, with the Go toolchain tools/setup.sh finds or installs, and reused
+# from there on later runs.
 set -euo pipefail
 shopt -s extglob
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,10 +24,9 @@ ensure_actionlint() {
 		printf '%s\n' "$bin"
 		return
 	fi
-	if ! command -v go >/dev/null 2>&1; then
-		echo "tools/lint.sh: Go is required to install actionlint ${actionlint_version} (https://go.dev/doc/install, or apt-get install golang-go)." >&2
-		exit 1
-	fi
+	# shellcheck source=tools/setup.sh
+	source tools/setup.sh
+	ensure_go
 	echo "installing actionlint ${actionlint_version} into ${tools_bin}" >&2
 	mkdir -p "$tools_bin"
 	GOBIN="$tools_bin" go install "github.com/rhysd/actionlint/cmd/actionlint@${actionlint_version}" >&2
