@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { currentExternalIp, publishedHostKey } from "./hostKeys";
 import { ClusterNetwork } from "./network";
 import { versions } from "./versions";
 
@@ -31,10 +32,20 @@ export interface ClusterNode {
     role: NodeRole;
     instance: gcp.compute.Instance;
     internalIp: pulumi.Output<string>;
+    /** External IP: the control plane's static one; a worker's as the Compute API reports it now. */
     externalIp: pulumi.Output<string>;
-    /** SSH connection for remote commands (its private key is a secret). */
+    /** The node's SSH host public key (an authorized_keys line), as the VM published it. */
+    hostKey: pulumi.Output<string>;
+    /**
+     * SSH connection for remote commands (its private key is a secret), pinned to `hostKey`. The
+     * control plane is dialled at its static IP; a worker at its internal IP through the control
+     * plane (`proxy`, pinned to the control plane's key), which survives a stop/start.
+     */
     connection: command.types.input.remote.ConnectionArgs;
-    /** Succeeds once the node answers over SSH; every provisioning step on the node hangs off it. */
+    /**
+     * Succeeds once the node answers over SSH with its published host key; every provisioning step
+     * on the node hangs off it. It dials the node directly: see docs/node-access.md for why.
+     */
     ready: command.remote.Command;
 }
 
@@ -51,10 +62,23 @@ export function sshKeysMetadata(user: string, publicKey: string): string {
     return `${user}:${publicKey.trim()} ${user}`;
 }
 
+/** Metadata of every node. Nothing secret: any process on the VM, pods included, can read it. */
+export function nodeMetadata(sshPublicKey: string): Record<string, string> {
+    return {
+        "ssh-keys": sshKeysMetadata(sshUser, sshPublicKey),
+        // Keys come only from this metadata: no OS Login, no project-wide keys on these VMs.
+        "enable-oslogin": "FALSE",
+        "block-project-ssh-keys": "TRUE",
+        // Lets the guest agent publish the SSH host public keys, which every connection pins.
+        "enable-guest-attributes": "TRUE",
+    };
+}
+
 /**
  * The VMs of the cluster: one control plane and `workerCount` workers, Ubuntu 24.04 LTS on
  * Shielded VMs, a service account of their own, an SSH key per stack, and a reserved static
  * external IP for the control plane (the API server certificate and the kubeconfig name it).
+ * Every SSH connection is pinned to the host key the VM published (docs/node-access.md).
  */
 export class ClusterNodes extends pulumi.ComponentResource {
     readonly controlPlane: ClusterNode;
@@ -63,6 +87,8 @@ export class ClusterNodes extends pulumi.ComponentResource {
     readonly apiAddress: pulumi.Output<string>;
     readonly sshPrivateKey: pulumi.Output<string>;
     readonly serviceAccountEmail: pulumi.Output<string>;
+    /** How workers are reached: SSH to the control plane, pinned to its host key. */
+    readonly controlPlaneProxy: command.types.input.remote.ProxyConnectionArgs;
 
     constructor(name: string, args: ClusterNodesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:nodes:ClusterNodes", name, {}, opts);
@@ -105,12 +131,9 @@ export class ClusterNodes extends pulumi.ComponentResource {
         );
         this.apiAddress = apiAddress.address;
 
-        const metadata = {
-            "ssh-keys": sshKey.publicKeyOpenssh.apply((key) => sshKeysMetadata(sshUser, key)),
-            // Keys come only from this metadata: no OS Login, no project-wide keys on these VMs.
-            "enable-oslogin": "FALSE",
-            "block-project-ssh-keys": "TRUE",
-        };
+        const metadata = sshKey.publicKeyOpenssh.apply(nodeMetadata);
+        // A fresh VM takes a minute or two before sshd and our login are in place.
+        const dialing = { user: sshUser, privateKey: this.sshPrivateKey, dialErrorLimit: 60, perDialTimeout: 20 };
 
         const createNode = (nodeName: string, role: NodeRole, natIp?: pulumi.Output<string>): ClusterNode => {
             const instance = new gcp.compute.Instance(
@@ -131,8 +154,8 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     networkInterfaces: [
                         {
                             subnetwork: args.network.subnet.id,
-                            // Workers get an ephemeral address: SSH from the Pulumi host and egress
-                            // for packages and images, without a NAT gateway to pay for.
+                            // Workers get an ephemeral address: egress for packages and images without
+                            // a NAT gateway to pay for, and the first SSH dial (docs/node-access.md).
                             accessConfigs: [{ natIp, networkTier: "PREMIUM" }],
                         },
                     ],
@@ -144,19 +167,26 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 // The name is fixed (it is the node's hostname), so a replacement must free it first.
                 { parent: this, deleteBeforeReplace: true },
             );
-            const externalIp = natIp ?? instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? "");
-            const connection: command.types.input.remote.ConnectionArgs = {
-                host: externalIp,
-                user: sshUser,
-                privateKey: this.sshPrivateKey,
-                // A fresh VM takes a minute or two before sshd and its key are in place.
-                dialErrorLimit: 60,
-                perDialTimeout: 20,
-            };
+            const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
+            const hostKey = publishedHostKey(instance, this);
+            // An ephemeral address changes with every stop/start: read it now, not from the state.
+            const externalIp =
+                natIp ??
+                currentExternalIp(
+                    instance,
+                    instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? ""),
+                    this,
+                );
+            const direct: command.types.input.remote.ConnectionArgs = { ...dialing, host: externalIp, hostKey };
+            // Through the control plane, a worker is at its internal IP for its whole life. The first
+            // dial is direct: pulumi-command retries a failed handshake through a proxy on a channel
+            // that is already closed, so a worker whose login is not in place yet would fail for good.
+            const connection: command.types.input.remote.ConnectionArgs =
+                role === "control-plane" ? direct : { ...dialing, host: internalIp, hostKey, proxy: this.controlPlaneProxy };
             const ready = new command.remote.Command(
                 `${name}-${nodeName.slice(args.clusterName.length + 1)}-ready`,
                 {
-                    connection,
+                    connection: direct,
                     create: "hostname",
                     // A replaced VM is a new machine: everything provisioned on it must run again.
                     triggers: [instance.instanceId],
@@ -167,14 +197,16 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 name: nodeName,
                 role,
                 instance,
-                internalIp: instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? ""),
+                internalIp,
                 externalIp,
+                hostKey,
                 connection,
                 ready,
             };
         };
 
         this.controlPlane = createNode(names.controlPlane, "control-plane", apiAddress.address);
+        this.controlPlaneProxy = { ...dialing, host: apiAddress.address, hostKey: this.controlPlane.hostKey };
         this.workers = names.workers.map((w) => createNode(w, "worker"));
 
         this.registerOutputs({
