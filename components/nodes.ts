@@ -135,7 +135,13 @@ export class ClusterNodes extends pulumi.ComponentResource {
         // A fresh VM takes a minute or two before sshd and our login are in place.
         const dialing = { user: sshUser, privateKey: this.sshPrivateKey, dialErrorLimit: 60, perDialTimeout: 20 };
 
-        const createNode = (nodeName: string, role: NodeRole, natIp?: pulumi.Output<string>): ClusterNode => {
+        /** A node with the static `natIp` is dialled there; one with a `proxy` behind it, once it is ready. */
+        const createNode = (
+            nodeName: string,
+            role: NodeRole,
+            reach: { natIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
+        ): ClusterNode => {
+            const natIp = "natIp" in reach ? reach.natIp : undefined;
             const instance = new gcp.compute.Instance(
                 `${name}-${nodeName.slice(args.clusterName.length + 1)}`,
                 {
@@ -182,7 +188,7 @@ export class ClusterNodes extends pulumi.ComponentResource {
             // dial is direct: pulumi-command retries a failed handshake through a proxy on a channel
             // that is already closed, so a worker whose login is not in place yet would fail for good.
             const connection: command.types.input.remote.ConnectionArgs =
-                role === "control-plane" ? direct : { ...dialing, host: internalIp, hostKey, proxy: this.controlPlaneProxy };
+                "proxy" in reach ? { ...dialing, host: internalIp, hostKey, proxy: reach.proxy } : direct;
             const ready = new command.remote.Command(
                 `${name}-${nodeName.slice(args.clusterName.length + 1)}-ready`,
                 {
@@ -205,9 +211,9 @@ export class ClusterNodes extends pulumi.ComponentResource {
             };
         };
 
-        this.controlPlane = createNode(names.controlPlane, "control-plane", apiAddress.address);
+        this.controlPlane = createNode(names.controlPlane, "control-plane", { natIp: apiAddress.address });
         this.controlPlaneProxy = { ...dialing, host: apiAddress.address, hostKey: this.controlPlane.hostKey };
-        this.workers = names.workers.map((w) => createNode(w, "worker"));
+        this.workers = names.workers.map((w) => createNode(w, "worker", { proxy: this.controlPlaneProxy }));
 
         this.registerOutputs({
             controlPlane: this.controlPlane.name,
