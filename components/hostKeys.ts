@@ -8,6 +8,8 @@
  */
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
+import * as net from "net";
+import { sshPort } from "./network";
 
 /** The algorithm every connection pins (pulumi-command then offers only it to the server). */
 export const hostKeyAlgorithm = "ssh-ed25519";
@@ -117,23 +119,77 @@ function missingHostKeyMessage(node: string, zone: string, lastError: unknown): 
 }
 
 /**
+ * Resolves with sshd's banner line once something at host:port sends one, or with undefined at the
+ * deadline (the node's first SSH step then reports what is wrong). Only reads: nothing is sent.
+ */
+export async function waitForSshBanner(host: string, port: number, deadline: number, pollMs: number): Promise<string | undefined> {
+    for (;;) {
+        const banner = await readBanner(host, port, Math.max(1, Math.min(10_000, deadline - Date.now())));
+        if (banner !== undefined || Date.now() >= deadline) {
+            return banner;
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+    }
+}
+
+function readBanner(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
+    return new Promise((resolve) => {
+        let received = "";
+        const socket = net.createConnection({ host, port });
+        const done = (banner: string | undefined) => {
+            socket.destroy();
+            resolve(banner);
+        };
+        socket.setTimeout(timeoutMs, () => done(undefined));
+        socket.on("error", () => done(undefined));
+        socket.on("close", () => done(undefined));
+        socket.on("data", (chunk) => {
+            received += chunk.toString("latin1");
+            // RFC 4253 4.2: the server may send other lines before its "SSH-" identification line.
+            const lines = received.split("\n").slice(0, -1);
+            const line = lines.map((l) => l.replace(/\r$/, "")).find((l) => l.startsWith("SSH-"));
+            if (line !== undefined) {
+                done(line);
+            } else if (received.length > 8192) {
+                done(undefined);
+            }
+        });
+    });
+}
+
+/**
  * The VM's published SSH host key, read through the Compute API on every run (so a replaced VM's
  * new key is used as soon as it exists). Unknown in a preview until the VM has published it.
+ *
+ * On a new VM the key is read only once sshd answers at `address`: sshd starts after the guest
+ * agent and cloud-init (both generate and publish host keys at first boot, one after the other),
+ * so the value read then is the one sshd serves, not one a later writer replaces.
  */
-export function publishedHostKey(instance: gcp.compute.Instance, parent: pulumi.Resource, waitSeconds = hostKeyWaitSeconds): pulumi.Output<string> {
+export function publishedHostKey(
+    instance: gcp.compute.Instance,
+    address: pulumi.Input<string>,
+    parent: pulumi.Resource,
+    waitSeconds = hostKeyWaitSeconds,
+): pulumi.Output<string> {
     return pulumi
-        .all([instance.name, instance.zone, instance.project, instance.creationTimestamp, instance.instanceId])
-        .apply(async ([name, zone, project, created]) => {
+        .all([instance.name, instance.zone, instance.project, instance.creationTimestamp, address, instance.instanceId])
+        .apply(async ([name, zone, project, created, host]) => {
+            const preview = pulumi.runtime.isDryRun();
             const createdAt = Date.parse(created ?? "");
             const deadline = Math.max(
                 (Number.isNaN(createdAt) ? Date.now() : createdAt) + waitSeconds * 1000,
                 Date.now() + Math.min(waitSeconds, hostKeyMinimumWaitSeconds) * 1000,
             );
+            // A VM past its first boot (or of unknown age) published long ago: nothing to wait for.
+            const booting = !Number.isNaN(createdAt) && Date.now() < createdAt + waitSeconds * 1000;
+            if (booting && !preview && host) {
+                await waitForSshBanner(host, Number(sshPort), deadline, hostKeyPollSeconds * 1000);
+            }
             const key = await waitForHostKey(
                 async () =>
                     (await gcp.compute.getInstanceGuestAttributes({ name, zone, project, queryPath: `${hostKeysNamespace}/` }, { parent }))
                         .queryValues,
-                { node: name, zone, deadline, pollMs: hostKeyPollSeconds * 1000, preview: pulumi.runtime.isDryRun() },
+                { node: name, zone, deadline, pollMs: hostKeyPollSeconds * 1000, preview },
             );
             return key ?? (pulumi.unknown as unknown as string);
         });

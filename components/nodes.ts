@@ -174,7 +174,6 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 { parent: this, deleteBeforeReplace: true },
             );
             const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
-            const hostKey = publishedHostKey(instance, this);
             // An ephemeral address changes with every stop/start: read it now, not from the state.
             const externalIp =
                 natIp ??
@@ -183,6 +182,7 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? ""),
                     this,
                 );
+            const hostKey = publishedHostKey(instance, externalIp, this);
             const direct: command.types.input.remote.ConnectionArgs = { ...dialing, host: externalIp, hostKey };
             // Through the control plane, a worker is at its internal IP for its whole life. The first
             // dial is direct: pulumi-command retries a failed handshake through a proxy on a channel
