@@ -8,8 +8,9 @@
  */
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
-import * as net from "net";
+import { createHash } from "crypto";
 import { sshPort } from "./network";
+import { scanSshHostKey, SshScan } from "./sshHostKeyScan";
 
 /** The algorithm every connection pins (pulumi-command then offers only it to the server). */
 export const hostKeyAlgorithm = "ssh-ed25519";
@@ -119,42 +120,34 @@ function missingHostKeyMessage(node: string, zone: string, lastError: unknown): 
 }
 
 /**
- * Resolves with sshd's banner line once something at host:port sends one, or with undefined at the
- * deadline (the node's first SSH step then reports what is wrong). Only reads: nothing is sent.
+ * Scans host:port until an SSH server answers, or until the deadline (undefined then: the node's
+ * first SSH step reports what is wrong). Nothing of ours is sent.
  */
-export async function waitForSshBanner(host: string, port: number, deadline: number, pollMs: number): Promise<string | undefined> {
+export async function waitForSshd(host: string, port: number, deadline: number, pollMs: number): Promise<SshScan | undefined> {
     for (;;) {
-        const banner = await readBanner(host, port, Math.max(1, Math.min(10_000, deadline - Date.now())));
-        if (banner !== undefined || Date.now() >= deadline) {
-            return banner;
+        const scan = await scanSshHostKey(host, port, Math.max(1, Math.min(10_000, deadline - Date.now())));
+        if (scan !== undefined || Date.now() >= deadline) {
+            return scan;
         }
         await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
     }
 }
 
-function readBanner(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
-    return new Promise((resolve) => {
-        let received = "";
-        const socket = net.createConnection({ host, port });
-        const done = (banner: string | undefined) => {
-            socket.destroy();
-            resolve(banner);
-        };
-        socket.setTimeout(timeoutMs, () => done(undefined));
-        socket.on("error", () => done(undefined));
-        socket.on("close", () => done(undefined));
-        socket.on("data", (chunk) => {
-            received += chunk.toString("latin1");
-            // RFC 4253 4.2: the server may send other lines before its "SSH-" identification line.
-            const lines = received.split("\n").slice(0, -1);
-            const line = lines.map((l) => l.replace(/\r$/, "")).find((l) => l.startsWith("SSH-"));
-            if (line !== undefined) {
-                done(line);
-            } else if (received.length > 8192) {
-                done(undefined);
-            }
-        });
-    });
+/** OpenSSH's fingerprint of an authorized_keys line: "SHA256:" and the unpadded base64 digest. */
+export function fingerprint(keyLine: string): string {
+    const blob = Buffer.from(keyLine.split(" ")[1] ?? "", "base64");
+    return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** Why the node's next SSH step will fail, in words, when the server at its address is not the VM. */
+export function hostKeyMismatchMessage(node: string, address: string, presented: string, published: string): string {
+    return (
+        `${node}: the SSH server at ${address} presents host key ${fingerprint(presented)}, but the VM published ` +
+        `${fingerprint(published)} (guest attribute ${hostKeysNamespace}/${hostKeyAlgorithm}). Something other than this VM ` +
+        `answers at that address (if the VM is stopped, its old ephemeral IP may belong to another machine now). Pulumi ` +
+        `sends it nothing: every connection is pinned, and a step that dials it fails with "ssh: host key mismatch". ` +
+        `See docs/node-access.md.`
+    );
 }
 
 /**
@@ -162,8 +155,9 @@ function readBanner(host: string, port: number, timeoutMs: number): Promise<stri
  * new key is used as soon as it exists). Unknown in a preview until the VM has published it.
  *
  * On a new VM the key is read only once sshd answers at `address`: sshd starts after the guest
- * agent and cloud-init (both generate and publish host keys at first boot, one after the other),
- * so the value read then is the one sshd serves, not one a later writer replaces.
+ * agent and cloud-init (either or both may generate and publish host keys at first boot),
+ * so the value read then is the one sshd serves, not one a later writer replaces. What the server
+ * at `address` presents is compared with it, to say clearly why the next SSH step would fail.
  */
 export function publishedHostKey(
     instance: gcp.compute.Instance,
@@ -180,17 +174,20 @@ export function publishedHostKey(
                 (Number.isNaN(createdAt) ? Date.now() : createdAt) + waitSeconds * 1000,
                 Date.now() + Math.min(waitSeconds, hostKeyMinimumWaitSeconds) * 1000,
             );
-            // A VM past its first boot (or of unknown age) published long ago: nothing to wait for.
+            // Only a VM in its first boot is about to be dialled for the first time; one past it (or of
+            // unknown age) published long ago, and its address is not looked at.
             const booting = !Number.isNaN(createdAt) && Date.now() < createdAt + waitSeconds * 1000;
-            if (booting && !preview && host) {
-                await waitForSshBanner(host, Number(sshPort), deadline, hostKeyPollSeconds * 1000);
-            }
+            const port = Number(sshPort);
+            const seen = booting && !preview && host ? await waitForSshd(host, port, deadline, hostKeyPollSeconds * 1000) : undefined;
             const key = await waitForHostKey(
                 async () =>
                     (await gcp.compute.getInstanceGuestAttributes({ name, zone, project, queryPath: `${hostKeysNamespace}/` }, { parent }))
                         .queryValues,
                 { node: name, zone, deadline, pollMs: hostKeyPollSeconds * 1000, preview },
             );
+            if (key && seen?.hostKey && seen.hostKey !== key) {
+                pulumi.log.warn(hostKeyMismatchMessage(name, `${host}:${port}`, seen.hostKey, key), instance);
+            }
             return key ?? (pulumi.unknown as unknown as string);
         });
 }
