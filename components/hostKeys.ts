@@ -150,43 +150,81 @@ export function hostKeyMismatchMessage(node: string, address: string, presented:
     );
 }
 
+/** A VM as the program sees it when it reads the VM's host key. */
+export interface VmForHostKey {
+    name: string;
+    zone: string;
+    /** RFC 3339 creation time (the instance's `creationTimestamp`); absent under test mocks. */
+    created?: string;
+    /** Where the node's first SSH step dials it. */
+    address?: string;
+}
+
+export interface HostKeyIo {
+    readAttributes: () => Promise<GuestAttribute[] | undefined>;
+    waitForSshd: (host: string, port: number, deadline: number) => Promise<SshScan | undefined>;
+    preview: boolean;
+    now?: () => number;
+    sleep?: (ms: number) => Promise<void>;
+    waitSeconds?: number;
+}
+
+export interface HostKeyReading {
+    /** The key to pin; undefined only in a preview, before the VM has published it. */
+    key?: string;
+    /** Set when the server at the VM's address presents another key: the next SSH step will fail. */
+    mismatch?: string;
+}
+
+/**
+ * Reads the VM's published host key. On a VM in its first boot it first waits for sshd to answer
+ * at the VM's address: sshd starts after the guest agent and cloud-init (either or both may
+ * generate and publish host keys at first boot), so the value read then is the one sshd serves,
+ * not one a later writer replaces; and what sshd presents is compared with it.
+ */
+export async function readPublishedHostKey(vm: VmForHostKey, io: HostKeyIo): Promise<HostKeyReading> {
+    const now = io.now ?? Date.now;
+    const waitMs = (io.waitSeconds ?? hostKeyWaitSeconds) * 1000;
+    const createdAt = Date.parse(vm.created ?? "");
+    const deadline = Math.max((Number.isNaN(createdAt) ? now() : createdAt) + waitMs, now() + Math.min(waitMs, hostKeyMinimumWaitSeconds * 1000));
+    // Only a VM in its first boot is about to be dialled for the first time; one past it (or of
+    // unknown age) published long ago, and its address is not looked at.
+    const booting = !Number.isNaN(createdAt) && now() < createdAt + waitMs;
+    const port = Number(sshPort);
+    const seen = booting && !io.preview && vm.address ? await io.waitForSshd(vm.address, port, deadline) : undefined;
+    const key = await waitForHostKey(io.readAttributes, {
+        node: vm.name,
+        zone: vm.zone,
+        deadline,
+        pollMs: hostKeyPollSeconds * 1000,
+        preview: io.preview,
+        now: io.now,
+        sleep: io.sleep,
+    });
+    const mismatch = key && seen?.hostKey && seen.hostKey !== key ? hostKeyMismatchMessage(vm.name, `${vm.address}:${port}`, seen.hostKey, key) : undefined;
+    return { key, mismatch };
+}
+
 /**
  * The VM's published SSH host key, read through the Compute API on every run (so a replaced VM's
  * new key is used as soon as it exists). Unknown in a preview until the VM has published it.
- *
- * On a new VM the key is read only once sshd answers at `address`: sshd starts after the guest
- * agent and cloud-init (either or both may generate and publish host keys at first boot),
- * so the value read then is the one sshd serves, not one a later writer replaces. What the server
- * at `address` presents is compared with it, to say clearly why the next SSH step would fail.
  */
-export function publishedHostKey(
-    instance: gcp.compute.Instance,
-    address: pulumi.Input<string>,
-    parent: pulumi.Resource,
-    waitSeconds = hostKeyWaitSeconds,
-): pulumi.Output<string> {
+export function publishedHostKey(instance: gcp.compute.Instance, address: pulumi.Input<string>, parent: pulumi.Resource): pulumi.Output<string> {
     return pulumi
         .all([instance.name, instance.zone, instance.project, instance.creationTimestamp, address, instance.instanceId])
         .apply(async ([name, zone, project, created, host]) => {
-            const preview = pulumi.runtime.isDryRun();
-            const createdAt = Date.parse(created ?? "");
-            const deadline = Math.max(
-                (Number.isNaN(createdAt) ? Date.now() : createdAt) + waitSeconds * 1000,
-                Date.now() + Math.min(waitSeconds, hostKeyMinimumWaitSeconds) * 1000,
+            const { key, mismatch } = await readPublishedHostKey(
+                { name, zone, created, address: host },
+                {
+                    readAttributes: async () =>
+                        (await gcp.compute.getInstanceGuestAttributes({ name, zone, project, queryPath: `${hostKeysNamespace}/` }, { parent }))
+                            .queryValues,
+                    waitForSshd: (h, port, deadline) => waitForSshd(h, port, deadline, hostKeyPollSeconds * 1000),
+                    preview: pulumi.runtime.isDryRun(),
+                },
             );
-            // Only a VM in its first boot is about to be dialled for the first time; one past it (or of
-            // unknown age) published long ago, and its address is not looked at.
-            const booting = !Number.isNaN(createdAt) && Date.now() < createdAt + waitSeconds * 1000;
-            const port = Number(sshPort);
-            const seen = booting && !preview && host ? await waitForSshd(host, port, deadline, hostKeyPollSeconds * 1000) : undefined;
-            const key = await waitForHostKey(
-                async () =>
-                    (await gcp.compute.getInstanceGuestAttributes({ name, zone, project, queryPath: `${hostKeysNamespace}/` }, { parent }))
-                        .queryValues,
-                { node: name, zone, deadline, pollMs: hostKeyPollSeconds * 1000, preview },
-            );
-            if (key && seen?.hostKey && seen.hostKey !== key) {
-                pulumi.log.warn(hostKeyMismatchMessage(name, `${host}:${port}`, seen.hostKey, key), instance);
+            if (mismatch) {
+                pulumi.log.warn(mismatch, instance);
             }
             return key ?? (pulumi.unknown as unknown as string);
         });

@@ -1,7 +1,15 @@
 /**
  * Reading a VM's published SSH host key (components/hostKeys.ts), without the mock runtime.
  */
-import { fingerprint, hostKeyFromGuestAttributes, hostKeyMismatchMessage, waitForHostKey, WaitForHostKeyOptions } from "../components/hostKeys";
+import {
+    fingerprint,
+    HostKeyIo,
+    hostKeyFromGuestAttributes,
+    hostKeyMismatchMessage,
+    readPublishedHostKey,
+    waitForHostKey,
+    WaitForHostKeyOptions,
+} from "../components/hostKeys";
 
 // Real `ssh-keygen -t ed25519` output (OpenSSH 9.2) of a throwaway key; the guest agent publishes
 // the second field under hostkeys/<first field>.
@@ -127,5 +135,77 @@ describe("a server that is not the VM", () => {
         expect(message).toContain(`k8s-dev-worker-1: the SSH server at 198.51.100.7:22 presents host key ${fingerprint(other)}, but the VM published ${sshKeygenFingerprint}`);
         expect(message).toContain('fails with "ssh: host key mismatch"');
         expect(message).toContain("docs/node-access.md");
+    });
+});
+
+describe("readPublishedHostKey: when to look at the VM's address, and what a mismatch says", () => {
+    const created = "2026-11-26T09:00:00Z";
+    const t0 = Date.parse(created);
+    const otherKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEgAQLmFUvWRj9yBbt/ftTTD2ob9tMep4wU/UfW4HFqr";
+
+    /** A fake clock starting `elapsedS` after the VM's creation; sshd presents `presents`. */
+    function io(elapsedS: number, presents: string | undefined, overrides: Partial<HostKeyIo> = {}) {
+        let t = t0 + elapsedS * 1000;
+        const scans: { host: string; port: number; deadline: number; at: number }[] = [];
+        const reads: number[] = [];
+        const value: HostKeyIo = {
+            readAttributes: async () => {
+                reads.push(t);
+                return published;
+            },
+            waitForSshd: async (host, port, deadline) => {
+                scans.push({ host, port, deadline, at: t });
+                return presents === undefined ? undefined : { banner: "SSH-2.0-OpenSSH_9.6p1", hostKey: presents };
+            },
+            preview: false,
+            now: () => t,
+            sleep: async (ms) => {
+                t += ms;
+            },
+            ...overrides,
+        };
+        return { value, scans, reads };
+    }
+    const vm = { name: "k8s-dev-worker-1", zone: "us-central1-a", created, address: "198.51.100.7" };
+
+    test("a booting VM: waits for sshd at its address first, then reads the key; same key, no warning", async () => {
+        const h = io(30, `ssh-ed25519 ${blob}`);
+        await expect(readPublishedHostKey(vm, h.value)).resolves.toEqual({ key: `ssh-ed25519 ${blob}`, mismatch: undefined });
+        expect(h.scans).toEqual([{ host: "198.51.100.7", port: 22, deadline: t0 + 600_000, at: t0 + 30_000 }]);
+        expect(h.reads).toEqual([t0 + 30_000]);
+    });
+
+    test("a booting VM whose address answers with another key: the key is still the published one, and the warning says why the next step fails", async () => {
+        const h = io(30, otherKey);
+        const reading = await readPublishedHostKey(vm, h.value);
+        expect(reading.key).toBe(`ssh-ed25519 ${blob}`);
+        expect(reading.mismatch).toBe(hostKeyMismatchMessage("k8s-dev-worker-1", "198.51.100.7:22", otherKey, `ssh-ed25519 ${blob}`));
+    });
+
+    test("a booting VM whose sshd never answered: the key is read anyway (the first SSH step reports the rest)", async () => {
+        const h = io(30, undefined);
+        await expect(readPublishedHostKey(vm, h.value)).resolves.toEqual({ key: `ssh-ed25519 ${blob}`, mismatch: undefined });
+    });
+
+    test.each([
+        ["a VM past its first boot", { ...vm }, 3_600, false],
+        ["a VM of unknown age", { ...vm, created: undefined }, 30, false],
+        ["a preview", { ...vm }, 30, true],
+    ])("%s: its address is not looked at", async (_, which, elapsedS, preview) => {
+        const h = io(elapsedS, otherKey, { preview });
+        await expect(readPublishedHostKey(which, h.value)).resolves.toEqual({ key: `ssh-ed25519 ${blob}`, mismatch: undefined });
+        expect(h.scans).toEqual([]);
+    });
+
+    test("an old VM that never published (created before guest attributes were on) fails after one minute, not ten", async () => {
+        const reads: number[] = [];
+        const h = io(86_400, undefined);
+        h.value.readAttributes = async () => {
+            reads.push(h.value.now!());
+            return [];
+        };
+        await expect(readPublishedHostKey(vm, h.value)).rejects.toThrow(/has not published its SSH host key/);
+        expect(reads[reads.length - 1] - reads[0]).toBe(60_000);
+        expect(h.scans).toEqual([]);
     });
 });
