@@ -15,13 +15,21 @@ export const sshUser = "kubeadm";
 export const nodeServiceAccountRoles = ["roles/logging.logWriter", "roles/monitoring.metricWriter"] as const;
 
 export interface ClusterNodesArgs {
+    /** Prefix of every name; the nodes are `<clusterName>-control-plane` and `<clusterName>-worker-<n>`. */
     clusterName: string;
+    /** Project of the nodes' service account and its role bindings. */
     project: string;
+    /** Region of the control plane's static IP. */
     region: string;
+    /** Zone of every VM. */
     zone: string;
+    /** Number of workers, >= 1. */
     workerCount: number;
+    /** Machine type of every VM, e.g. "e2-medium". */
     machineType: string;
+    /** Boot disk size of every VM (balanced persistent disk). */
     bootDiskSizeGb: number;
+    /** The VPC, subnet and tags the firewall rules select the nodes by. */
     network: ClusterNetwork;
 }
 
