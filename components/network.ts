@@ -42,8 +42,8 @@ export const apiServerPort = "6443";
 
 /**
  * A dedicated VPC for one cluster: one subnet and firewall rules scoped by network tags.
- * Nodes talk to each other on the Kubernetes ports only; SSH and the API server are open
- * only to the configured ranges. Nothing else is open.
+ * Nodes talk to each other on the Kubernetes ports only (and the control plane to the workers
+ * on SSH); SSH and the API server are open only to the configured ranges. Nothing else is open.
  */
 export class ClusterNetwork extends pulumi.ComponentResource {
     readonly network: gcp.compute.Network;
@@ -106,6 +106,22 @@ export class ClusterNetwork extends pulumi.ComponentResource {
                 direction: "INGRESS",
                 sourceRanges: args.sshSourceRanges,
                 targetTags: [this.tags.node],
+                allows: [{ protocol: "tcp", ports: [sshPort] }],
+            },
+            { parent: this },
+        );
+
+        // Pulumi reaches the workers through the control plane at their internal IPs
+        // (docs/node-access.md), whatever sshSourceRanges allows from outside.
+        new gcp.compute.Firewall(
+            `${name}-ssh-from-control-plane`,
+            {
+                name: `${prefix}-ssh-from-control-plane`,
+                description: "SSH from the control plane to the workers (Pulumi's proxy)",
+                network: this.network.id,
+                direction: "INGRESS",
+                sourceTags: [this.tags.controlPlane],
+                targetTags: [this.tags.worker],
                 allows: [{ protocol: "tcp", ports: [sshPort] }],
             },
             { parent: this },

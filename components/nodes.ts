@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
+import { currentExternalIp, publishedHostKey } from "./hostKeys";
 import { ClusterNetwork } from "./network";
 import { versions } from "./versions";
 
@@ -14,13 +15,21 @@ export const sshUser = "kubeadm";
 export const nodeServiceAccountRoles = ["roles/logging.logWriter", "roles/monitoring.metricWriter"] as const;
 
 export interface ClusterNodesArgs {
+    /** Prefix of every name; the nodes are `<clusterName>-control-plane` and `<clusterName>-worker-<n>`. */
     clusterName: string;
+    /** Project of the nodes' service account and its role bindings. */
     project: string;
+    /** Region of the control plane's static IP. */
     region: string;
+    /** Zone of every VM. */
     zone: string;
+    /** Number of workers, >= 1. */
     workerCount: number;
+    /** Machine type of every VM, e.g. "e2-medium". */
     machineType: string;
+    /** Boot disk size of every VM (balanced persistent disk). */
     bootDiskSizeGb: number;
+    /** The VPC, subnet and tags the firewall rules select the nodes by. */
     network: ClusterNetwork;
 }
 
@@ -31,10 +40,20 @@ export interface ClusterNode {
     role: NodeRole;
     instance: gcp.compute.Instance;
     internalIp: pulumi.Output<string>;
+    /** External IP: the control plane's static one; a worker's as the Compute API reports it now. */
     externalIp: pulumi.Output<string>;
-    /** SSH connection for remote commands (its private key is a secret). */
+    /** The node's SSH host public key (an authorized_keys line), as the VM published it. */
+    hostKey: pulumi.Output<string>;
+    /**
+     * SSH connection for remote commands (its private key is a secret), pinned to `hostKey`. The
+     * control plane is dialled at its static IP; a worker at its internal IP through the control
+     * plane (`proxy`, pinned to the control plane's key), which survives a stop/start.
+     */
     connection: command.types.input.remote.ConnectionArgs;
-    /** Succeeds once the node answers over SSH; every provisioning step on the node hangs off it. */
+    /**
+     * Succeeds once the node answers over SSH with its published host key; every provisioning step
+     * on the node hangs off it. It dials the node directly: see docs/node-access.md for why.
+     */
     ready: command.remote.Command;
 }
 
@@ -51,10 +70,23 @@ export function sshKeysMetadata(user: string, publicKey: string): string {
     return `${user}:${publicKey.trim()} ${user}`;
 }
 
+/** Metadata of every node. Nothing secret: any process on the VM, pods included, can read it. */
+export function nodeMetadata(sshPublicKey: string): Record<string, string> {
+    return {
+        "ssh-keys": sshKeysMetadata(sshUser, sshPublicKey),
+        // Keys come only from this metadata: no OS Login, no project-wide keys on these VMs.
+        "enable-oslogin": "FALSE",
+        "block-project-ssh-keys": "TRUE",
+        // Lets the guest agent publish the SSH host public keys, which every connection pins.
+        "enable-guest-attributes": "TRUE",
+    };
+}
+
 /**
  * The VMs of the cluster: one control plane and `workerCount` workers, Ubuntu 24.04 LTS on
  * Shielded VMs, a service account of their own, an SSH key per stack, and a reserved static
  * external IP for the control plane (the API server certificate and the kubeconfig name it).
+ * Every SSH connection is pinned to the host key the VM published (docs/node-access.md).
  */
 export class ClusterNodes extends pulumi.ComponentResource {
     readonly controlPlane: ClusterNode;
@@ -63,6 +95,8 @@ export class ClusterNodes extends pulumi.ComponentResource {
     readonly apiAddress: pulumi.Output<string>;
     readonly sshPrivateKey: pulumi.Output<string>;
     readonly serviceAccountEmail: pulumi.Output<string>;
+    /** How workers are reached: SSH to the control plane, pinned to its host key. */
+    readonly controlPlaneProxy: command.types.input.remote.ProxyConnectionArgs;
 
     constructor(name: string, args: ClusterNodesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:nodes:ClusterNodes", name, {}, opts);
@@ -105,14 +139,17 @@ export class ClusterNodes extends pulumi.ComponentResource {
         );
         this.apiAddress = apiAddress.address;
 
-        const metadata = {
-            "ssh-keys": sshKey.publicKeyOpenssh.apply((key) => sshKeysMetadata(sshUser, key)),
-            // Keys come only from this metadata: no OS Login, no project-wide keys on these VMs.
-            "enable-oslogin": "FALSE",
-            "block-project-ssh-keys": "TRUE",
-        };
+        const metadata = sshKey.publicKeyOpenssh.apply(nodeMetadata);
+        // A fresh VM takes a minute or two before sshd and our login are in place.
+        const dialing = { user: sshUser, privateKey: this.sshPrivateKey, dialErrorLimit: 60, perDialTimeout: 20 };
 
-        const createNode = (nodeName: string, role: NodeRole, natIp?: pulumi.Output<string>): ClusterNode => {
+        /** A node with the static `natIp` is dialled there; one with a `proxy` behind it, once it is ready. */
+        const createNode = (
+            nodeName: string,
+            role: NodeRole,
+            reach: { natIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
+        ): ClusterNode => {
+            const natIp = "natIp" in reach ? reach.natIp : undefined;
             const instance = new gcp.compute.Instance(
                 `${name}-${nodeName.slice(args.clusterName.length + 1)}`,
                 {
@@ -131,8 +168,8 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     networkInterfaces: [
                         {
                             subnetwork: args.network.subnet.id,
-                            // Workers get an ephemeral address: SSH from the Pulumi host and egress
-                            // for packages and images, without a NAT gateway to pay for.
+                            // Workers get an ephemeral address: egress for packages and images without
+                            // a NAT gateway to pay for, and the first SSH dial (docs/node-access.md).
                             accessConfigs: [{ natIp, networkTier: "PREMIUM" }],
                         },
                     ],
@@ -144,19 +181,26 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 // The name is fixed (it is the node's hostname), so a replacement must free it first.
                 { parent: this, deleteBeforeReplace: true },
             );
-            const externalIp = natIp ?? instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? "");
-            const connection: command.types.input.remote.ConnectionArgs = {
-                host: externalIp,
-                user: sshUser,
-                privateKey: this.sshPrivateKey,
-                // A fresh VM takes a minute or two before sshd and its key are in place.
-                dialErrorLimit: 60,
-                perDialTimeout: 20,
-            };
+            const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
+            // An ephemeral address changes with every stop/start: read it now, not from the state.
+            const externalIp =
+                natIp ??
+                currentExternalIp(
+                    instance,
+                    instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? ""),
+                    this,
+                );
+            const hostKey = publishedHostKey(instance, externalIp, this);
+            const direct: command.types.input.remote.ConnectionArgs = { ...dialing, host: externalIp, hostKey };
+            // Through the control plane, a worker is at its internal IP for its whole life. The first
+            // dial is direct: pulumi-command retries a failed handshake through a proxy on a channel
+            // that is already closed, so a worker whose login is not in place yet would fail for good.
+            const connection: command.types.input.remote.ConnectionArgs =
+                "proxy" in reach ? { ...dialing, host: internalIp, hostKey, proxy: reach.proxy } : direct;
             const ready = new command.remote.Command(
                 `${name}-${nodeName.slice(args.clusterName.length + 1)}-ready`,
                 {
-                    connection,
+                    connection: direct,
                     create: "hostname",
                     // A replaced VM is a new machine: everything provisioned on it must run again.
                     triggers: [instance.instanceId],
@@ -167,15 +211,17 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 name: nodeName,
                 role,
                 instance,
-                internalIp: instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? ""),
+                internalIp,
                 externalIp,
+                hostKey,
                 connection,
                 ready,
             };
         };
 
-        this.controlPlane = createNode(names.controlPlane, "control-plane", apiAddress.address);
-        this.workers = names.workers.map((w) => createNode(w, "worker"));
+        this.controlPlane = createNode(names.controlPlane, "control-plane", { natIp: apiAddress.address });
+        this.controlPlaneProxy = { ...dialing, host: apiAddress.address, hostKey: this.controlPlane.hostKey };
+        this.workers = names.workers.map((w) => createNode(w, "worker", { proxy: this.controlPlaneProxy }));
 
         this.registerOutputs({
             controlPlane: this.controlPlane.name,

@@ -77,7 +77,7 @@ describe("nodes", () => {
         expect(run.outputs.controlPlane).toEqual({ name: "k8s-dev-control-plane", internalIp: expect.any(String), externalIp: apiIp });
     });
 
-    test("SSH: the stack's ED25519 key in metadata, OS Login off, project keys blocked", () => {
+    test("SSH: the stack's ED25519 key in metadata, OS Login off, project keys blocked, guest attributes on", () => {
         const keys = run.byType("tls:index/privateKey:PrivateKey");
         expect(keys).toHaveLength(1);
         expect(keys[0].inputs.algorithm).toBe("ED25519");
@@ -86,6 +86,7 @@ describe("nodes", () => {
                 "ssh-keys": "kubeadm:ssh-ed25519 AAAAfakepublickey kubeadm",
                 "enable-oslogin": "FALSE",
                 "block-project-ssh-keys": "TRUE",
+                "enable-guest-attributes": "TRUE",
             });
         }
         expect(run.outputs.ssh).toContain(`kubeadm@${run.outputs.controlPlane.externalIp}`);
@@ -147,7 +148,7 @@ describe("network and firewall", () => {
 
     test("every firewall rule is attached to the cluster's own network", () => {
         const vpc = run.byType("gcp:compute/network:Network")[0].name;
-        expect(firewalls(run)).toHaveLength(5);
+        expect(firewalls(run)).toHaveLength(6);
         for (const f of firewalls(run)) {
             expect([`${vpc}-id`, `selfLink/${vpc}`]).toContain(f.inputs.network);
             expect(f.inputs.targetTags?.length).toBeGreaterThan(0);

@@ -6,6 +6,7 @@
  * (ids, IPs, command stdout) so tests can follow data from one resource into another.
  */
 import type * as pulumiType from "@pulumi/pulumi";
+import { createHash } from "crypto";
 
 export const projectName = "kubeadm-gcp";
 
@@ -43,6 +44,51 @@ export function fakeIp(name: string): string {
 
 export const fakeStdout = (name: string) => `stdout-of:${name}`;
 
+/** Deterministic fake SSH host public key of a VM (by instance name), as the guest agent publishes it. */
+export function fakeHostKeyBlob(instanceName: string): string {
+    const name = Buffer.from("ssh-ed25519");
+    const u32 = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    const key = createHash("sha256").update(`host-key-of:${instanceName}`).digest();
+    return Buffer.concat([u32(name.length), name, u32(key.length), key]).toString("base64");
+}
+
+/** The authorized_keys line a connection pinned to `instanceName`'s published key carries. */
+export const fakeHostKey = (instanceName: string) => `ssh-ed25519 ${fakeHostKeyBlob(instanceName)}`;
+
+/** Deterministic fake current external IP of a VM, as the Compute API reports it now (distinct from its state's). */
+export const fakeCurrentIp = (instanceName: string) => fakeIp(`current:${instanceName}`);
+
+export const invokeTokens = {
+    guestAttributes: "gcp:compute/getInstanceGuestAttributes:getInstanceGuestAttributes",
+    instance: "gcp:compute/getInstance:getInstance",
+} as const;
+
+/**
+ * Provider functions (invokes): every VM has published its host keys as guest attributes (namespace
+ * `hostkeys`, one key per algorithm, value = the base64 key blob) and has a current external IP.
+ */
+export function mockInvoke(token: string, inputs: Record<string, any>): Record<string, any> {
+    switch (token) {
+        case invokeTokens.guestAttributes: {
+            const all = [
+                { namespace: "hostkeys", key: "ecdsa-sha2-nistp256", value: Buffer.from(`ecdsa-of:${inputs.name}`).toString("base64") },
+                { namespace: "hostkeys", key: "ssh-ed25519", value: fakeHostKeyBlob(inputs.name) },
+                { namespace: "hostkeys", key: "ssh-rsa", value: Buffer.from(`rsa-of:${inputs.name}`).toString("base64") },
+            ];
+            const queryValues = all.filter((a) => !inputs.queryPath || `${a.namespace}/${a.key}`.startsWith(inputs.queryPath));
+            return { ...inputs, queryValues, variableValue: "" };
+        }
+        case invokeTokens.instance:
+            return {
+                ...inputs,
+                currentStatus: "RUNNING",
+                networkInterfaces: [{ networkIp: `10.240.0.99-${inputs.name}`, accessConfigs: [{ natIp: fakeCurrentIp(inputs.name) }] }],
+            };
+        default:
+            return inputs;
+    }
+}
+
 function mockState(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
     switch (type) {
         case "gcp:compute/address:Address":
@@ -78,6 +124,14 @@ export interface Recording {
     /** The single resource of a type; throws when there is not exactly one. */
     one(type: string): RecordedResource;
     get(name: string): RecordedResource;
+    /** Provider functions the program called, in call order. */
+    invokes: RecordedInvoke[];
+}
+
+/** One provider function call made while the program ran. */
+export interface RecordedInvoke {
+    token: string;
+    inputs: Record<string, any>;
 }
 
 export interface ProgramRun extends Recording {
@@ -88,6 +142,7 @@ export interface ProgramRun extends Recording {
 }
 
 export type MockState = (type: string, name: string, inputs: Record<string, any>) => Record<string, any>;
+export type MockInvoke = (token: string, inputs: Record<string, any>) => Record<string, any> | Promise<Record<string, any>>;
 
 /**
  * Runs `build` inside a fresh mock runtime and root stack, recording every resource it declares
@@ -96,7 +151,7 @@ export type MockState = (type: string, name: string, inputs: Record<string, any>
  */
 export async function recordUnderMocks<T>(
     build: (pulumi: typeof pulumiType) => T,
-    options: { config?: Record<string, string>; stack?: string; state?: MockState } = {},
+    options: { config?: Record<string, string>; stack?: string; state?: MockState; invoke?: MockInvoke } = {},
 ): Promise<Recording & { pulumi: typeof pulumiType; value: T }> {
     jest.resetModules();
     const pulumi: typeof pulumiType = require("@pulumi/pulumi");
@@ -106,6 +161,8 @@ export async function recordUnderMocks<T>(
     const pending: Promise<void>[] = [];
     const nameOf = (r: any): string => r?.__name ?? "?";
     const state = options.state ?? mockState;
+    const invoke = options.invoke ?? mockInvoke;
+    const invokes: RecordedInvoke[] = [];
 
     await pulumi.runtime.setMocks(
         {
@@ -118,7 +175,10 @@ export async function recordUnderMocks<T>(
                 }
                 return { id: `${args.name}-id`, state: state(args.type, args.name, args.inputs) };
             },
-            call: (args) => args.inputs,
+            call: (args) => {
+                invokes.push({ token: args.token, inputs: args.inputs });
+                return invoke(args.token, args.inputs);
+            },
         },
         projectName,
         options.stack ?? "dev",
@@ -190,6 +250,7 @@ export async function recordUnderMocks<T>(
         pulumi,
         value: value as T,
         resources,
+        invokes,
         byType,
         one: (type) => {
             const found = byType(type);
@@ -209,12 +270,12 @@ export async function recordUnderMocks<T>(
 }
 
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
-export async function runProgram(config: Record<string, string>, stack = "dev"): Promise<ProgramRun> {
+export async function runProgram(config: Record<string, string>, stack = "dev", invoke?: MockInvoke): Promise<ProgramRun> {
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
         allConfig[key.includes(":") ? key : `${projectName}:${key}`] = value;
     }
-    const recording = await recordUnderMocks(() => require("../../index") as Record<string, unknown>, { config: allConfig, stack });
+    const recording = await recordUnderMocks(() => require("../../index") as Record<string, unknown>, { config: allConfig, stack, invoke });
     const outputs: Record<string, any> = {};
     const secretOutputs: string[] = [];
     for (const [key, value] of Object.entries(recording.value)) {
