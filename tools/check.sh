@@ -24,10 +24,13 @@ bash tools/lint.sh
 
 step "shellcheck"
 shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh
-shellcheck -x tools/*.sh .ci/run
+shellcheck -x tools/*.sh .ci/run tests/controlplane/build.sh tests/scripts/fixtures/capture.sh
 
 step "unit, wiring, policy and script tests (jest)"
 npm test --silent
+
+step "control-plane tier (real etcd, kube-apiserver, kubeadm, containerd, MetalLB on loopback)"
+npm run --silent test:controlplane
 
 step "Go app (gofmt, go vet, go test)"
 bash tools/go-test.sh
