@@ -55,12 +55,15 @@ test("the Deployment creates its ReplicaSet and the configured number of Pods in
     const selector = Object.entries((deployment.spec as any).selector.matchLabels as Record<string, string>)
         .map(([k, v]) => `${k}=${v}`)
         .join(",");
+    const failedCreates = () =>
+        cp.kubectl(["-n", namespace, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "custom-columns=MSG:.message", "--no-headers"]).stdout;
     let pods: any[] = [];
-    for (let i = 0; i < 120 && pods.length < replicas; i++) {
-        pods = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pods", "-l", selector, "-o", "json"])).items;
+    let events = "";
+    for (let i = 0; i < 120 && pods.length < replicas && !events; i++) {
         await new Promise((r) => setTimeout(r, 500));
+        pods = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pods", "-l", selector, "-o", "json"])).items;
+        events = failedCreates();
     }
-    const events = cp.kubectl(["-n", namespace, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "custom-columns=MSG:.message", "--no-headers"]).stdout;
     expect({ pods: pods.length, failedCreates: events.trim() }).toEqual({ pods: replicas, failedCreates: "" });
     const replicaSets = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "replicasets", "-l", selector, "-o", "json"])).items;
     expect(replicaSets).toHaveLength(1);
