@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as ipaddr from "ipaddr.js";
 import { versions } from "./versions";
 
 /**
@@ -135,6 +136,14 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
     const subnetCidr = p.cidr("subnetCidr", defaults.subnetCidr);
     const podCidr = p.cidr("podCidr", defaults.podCidr);
     const serviceCidr = p.cidr("serviceCidr", defaults.serviceCidr);
+    const podProblem = podCidrProblem(podCidr, workerCount + 1);
+    if (podProblem) {
+        problems.push(`podCidr: ${JSON.stringify(podCidr)} is not valid; accepted: ${podProblem}`);
+    }
+    const serviceProblem = serviceCidrProblem(serviceCidr);
+    if (serviceProblem) {
+        problems.push(`serviceCidr: ${JSON.stringify(serviceCidr)} is not valid; accepted: ${serviceProblem}`);
+    }
     const bootDiskSizeGb = p.integer("bootDiskSizeGb", defaults.bootDiskSizeGb, 20, 1000);
     const namespace = p.pattern(
         "appNamespace",
@@ -196,23 +205,27 @@ export function defaultClusterName(stack: string): string {
     return cleaned;
 }
 
-/** Parses "a.b.c.d/n" (or a bare address, taken as /32); undefined when malformed. */
-export function parseCidr(text: string): { base: number; prefix: number; canonical: string } | undefined {
-    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(text.trim());
-    if (!m) {
+/** An IPv4 CIDR block without host bits set; `canonical` is "a.b.c.d/n". */
+export interface Cidr {
+    address: ipaddr.IPv4;
+    prefix: number;
+    canonical: string;
+}
+
+/** Parses "a.b.c.d/n" (or a bare address, taken as /32); undefined when malformed or host bits are set. */
+export function parseCidr(text: string): Cidr | undefined {
+    const trimmed = text.trim();
+    const block = trimmed.includes("/") ? trimmed : `${trimmed}/32`;
+    // Four-part decimal only: ipaddr.js would otherwise also read "10.1" or "0x0a.0.0.1" as addresses.
+    if (!ipaddr.IPv4.isValidCIDRFourPartDecimal(block)) {
         return undefined;
     }
-    const octets = m.slice(1, 5).map(Number);
-    const prefix = m[5] === undefined ? 32 : Number(m[5]);
-    if (octets.some((o) => o > 255) || prefix > 32) {
+    const [address, prefix] = ipaddr.IPv4.parseCIDR(block);
+    // Host bits set: GCP and kubeadm would read it differently than intended.
+    if (ipaddr.IPv4.networkAddressFromCIDR(block).toString() !== address.toString()) {
         return undefined;
     }
-    const base = octets.reduce((acc, o) => acc * 256 + o, 0);
-    const size = 2 ** (32 - prefix);
-    if (base % size !== 0) {
-        return undefined; // host bits set: GCP and kubeadm would read it differently than intended
-    }
-    return { base, prefix, canonical: `${octets.join(".")}/${prefix}` };
+    return { address, prefix, canonical: `${address.toString()}/${prefix}` };
 }
 
 export function cidrsOverlap(a: string, b: string): boolean {
@@ -221,9 +234,53 @@ export function cidrsOverlap(a: string, b: string): boolean {
     if (!x || !y) {
         return false;
     }
-    const xEnd = x.base + 2 ** (32 - x.prefix);
-    const yEnd = y.base + 2 ** (32 - y.prefix);
-    return x.base < yEnd && y.base < xEnd;
+    // Two aligned blocks overlap exactly when one contains the other's first address.
+    return x.address.match(y.address, y.prefix) || y.address.match(x.address, x.prefix);
+}
+
+/**
+ * kubeadm's default node CIDR mask for IPv4 (kubeadm's getClusterNodeMask): the controller manager
+ * gives every node a /24 of the pod range, and a node without one never gets Flannel running.
+ */
+export const nodePodCidrPrefix = 24;
+/** kubeadm refuses a pod range more than 16 bits wider than the node mask (PodSubnetNodeMaskMaxDiff). */
+const widestPodCidrPrefix = nodePodCidrPrefix - 16;
+/** kubeadm: "for 32-bit addresses, the mask must be >= 12" (MaximumBitsForServiceSubnet = 20). */
+export const widestServiceCidrPrefix = 12;
+/** kubeadm wants at least 10 addresses in the service range (MinimumAddressesInServiceSubnet): a /28. */
+const narrowestServiceCidrPrefix = 28;
+
+/** The widest prefix whose block still holds a node-sized block for each of `nodes` nodes. */
+export function narrowestPodCidrPrefix(nodes: number): number {
+    return nodePodCidrPrefix - Math.ceil(Math.log2(nodes));
+}
+
+/** Why `cidr` cannot be the pod range of a cluster of `nodes` nodes (what is accepted), or undefined. */
+export function podCidrProblem(cidr: string, nodes: number): string | undefined {
+    const parsed = parseCidr(cidr);
+    if (!parsed) {
+        return undefined; // reported as malformed already
+    }
+    const narrowest = narrowestPodCidrPrefix(nodes);
+    if (parsed.prefix <= narrowest && parsed.prefix >= widestPodCidrPrefix) {
+        return undefined;
+    }
+    return (
+        `a block with a /${nodePodCidrPrefix} for each of the ${nodes} nodes (workerCount + the control plane; ` +
+        `kubeadm gives every node a /${nodePodCidrPrefix}): /${narrowest} or wider, up to /${widestPodCidrPrefix}`
+    );
+}
+
+/** Why `cidr` cannot be the service range (what is accepted), or undefined. */
+export function serviceCidrProblem(cidr: string): string | undefined {
+    const parsed = parseCidr(cidr);
+    if (!parsed || (parsed.prefix >= widestServiceCidrPrefix && parsed.prefix <= narrowestServiceCidrPrefix)) {
+        return undefined;
+    }
+    return (
+        `an IPv4 CIDR block from /${widestServiceCidrPrefix} to /${narrowestServiceCidrPrefix} ` +
+        `(kubeadm: "the mask must be >= ${widestServiceCidrPrefix}", and at least 10 addresses)`
+    );
 }
 
 /** Machine shapes below kubeadm's floor of 2 vCPU / 4 GB, by name. Undefined when big enough or unknown. */

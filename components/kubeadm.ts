@@ -48,7 +48,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 step(node, "prepare"),
                 {
                     connection: node.connection,
-                    create: run("prepare-node", { K8S_MINOR: args.kubernetesVersion, CONTAINERD_MINOR: versions.containerdMinor }),
+                    create: run("prepare-node", { K8S_MINOR: args.kubernetesVersion, CONTAINERD_VERSION: versions.containerdPackage }),
                     triggers: [node.ready.id],
                 },
                 { parent: this },

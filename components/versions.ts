@@ -9,10 +9,14 @@ export const versions = {
     /** Default Kubernetes minor (the `kubernetesVersion` config key overrides it per stack). */
     kubernetesMinor: "1.36",
     /**
-     * containerd from Docker's apt repository (`containerd.io`); a minor line, the newest patch of
-     * it is installed. Ubuntu 24.04's own `containerd` package is the end-of-life 1.7 line.
+     * containerd from Docker's apt repository: the exact `containerd.io` package version, installed
+     * as `containerd.io=<this>` and checked with dpkg-query afterwards. Exact, because that repository
+     * has advertised a patch whose .deb was missing (docker/for-linux#1557), which broke every
+     * node installing "the newest 2.2.x". The `~noble` build matches `osImage` (Ubuntu 24.04);
+     * `apt-cache madison containerd.io` on a node lists the others. Ubuntu's own `containerd`
+     * package is the end-of-life 1.7 line.
      */
-    containerdMinor: "2.2",
+    containerdPackage: "2.2.1-1~ubuntu.24.04~noble",
     /** Flannel CNI release; its manifest comes from the GitHub release of this tag. */
     flannel: "v0.28.9",
     /** MetalLB Helm chart (https://metallb.github.io/metallb), used for IP address management only. */

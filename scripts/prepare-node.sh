@@ -2,22 +2,32 @@
 # prepare-node.sh: turns a fresh Ubuntu 24.04 VM into a Kubernetes node (every node, in parallel).
 #
 # Settings (environment):
-#   K8S_MINOR         Kubernetes minor, e.g. 1.36: selects the pkgs.k8s.io repository.
-#   CONTAINERD_MINOR  containerd minor, e.g. 2.2: containerd.io from Docker's repository, newest patch.
+#   K8S_MINOR           Kubernetes minor, e.g. 1.36: selects the pkgs.k8s.io repository.
+#   CONTAINERD_VERSION  exact version of Docker's containerd.io package, e.g. 2.2.1-1~ubuntu.24.04~noble.
+#   Tuning (tests shrink them): APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10),
+#   APT_RETRY_ATTEMPTS (8), CLOUD_INIT_TIMEOUT_SECONDS (900).
 #
-# Waits for cloud-init, disables swap, loads overlay/br_netfilter, sets the bridge/forwarding sysctls,
-# installs containerd 2.x (systemd cgroup driver, verified), kubelet, kubeadm, kubectl and cri-tools
-# (held), writes /etc/crictl.yaml and enables the kubelet. Idempotent: on a provisioned node it
-# changes no file, installs nothing and restarts nothing. Prints nothing on stdout.
+# Waits for cloud-init, stops if ufw is active, disables swap, loads overlay/br_netfilter/vxlan
+# (failing at once when the kernel lacks one), applies its own bridge/forwarding sysctl file, waits
+# for the apt timers, installs containerd.io at exactly CONTAINERD_VERSION (systemd cgroup driver,
+# verified), kubelet, kubeadm, kubectl and cri-tools (held), writes /etc/crictl.yaml and enables the
+# kubelet. Idempotent: on a provisioned node it changes no file, installs nothing and restarts
+# nothing. Prints nothing on stdout.
 set -euo pipefail
 LOG_TAG=prepare-node
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 : "${K8S_MINOR:?K8S_MINOR is required (Kubernetes minor version such as 1.36)}"
-: "${CONTAINERD_MINOR:?CONTAINERD_MINOR is required (containerd 2.x minor version such as 2.2)}"
+: "${CONTAINERD_VERSION:?CONTAINERD_VERSION is required (exact containerd.io package version such as 2.2.1-1~ubuntu.24.04~noble)}"
 require_match K8S_MINOR "$K8S_MINOR" '^1\.[0-9]+$' "a Kubernetes minor such as 1.36"
-require_match CONTAINERD_MINOR "$CONTAINERD_MINOR" '^2\.[0-9]+$' "a containerd 2.x minor such as 2.2 (Ubuntu's own containerd 1.7 is end-of-life)"
+require_match CONTAINERD_VERSION "$CONTAINERD_VERSION" '^2\.[0-9]+\.[0-9]+-[0-9]+~ubuntu\.[0-9]+\.[0-9]+~[a-z]+$' \
+    "an exact containerd.io 2.x package version of Docker's repository such as 2.2.1-1~ubuntu.24.04~noble ('apt-cache madison containerd.io' lists them; Ubuntu's own containerd 1.7 is end-of-life)"
+APT_LOCK_WAIT_SECONDS="${APT_LOCK_WAIT_SECONDS:-600}"
+APT_LOCK_POLL_SECONDS="${APT_LOCK_POLL_SECONDS:-10}"
+APT_RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}"
+require_match APT_LOCK_WAIT_SECONDS "$APT_LOCK_WAIT_SECONDS" '^[0-9]+$' "a whole number of seconds"
+require_match APT_LOCK_POLL_SECONDS "$APT_LOCK_POLL_SECONDS" '^[1-9][0-9]*$' "a positive whole number of seconds"
 
 export DEBIAN_FRONTEND=noninteractive
 # Keep Ubuntu's needrestart hook from restarting services in the middle of provisioning.
@@ -33,12 +43,64 @@ K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
 CONTAINERD_CONFIG="/etc/containerd/config.toml"
 RUNC_OPTIONS_TABLE="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]"
 PINNED_IMAGES_TABLE="[plugins.'io.containerd.cri.v1.images'.pinned_images]"
+SYSCTL_FILE="/etc/sysctl.d/99-kubernetes.conf"
 HELD_PACKAGES=(containerd.io kubelet kubeadm kubectl)
+# overlay: containerd's snapshotter; br_netfilter: bridged pod traffic through iptables; vxlan:
+# Flannel's VXLAN backend, which every pod-to-pod packet between nodes travels in.
+KERNEL_MODULES=(overlay br_netfilter vxlan)
 
-# Every apt-get call waits up to 10 minutes for the dpkg lock (unattended-upgrades holds it at first
-# boot) and is retried, since mirrors and repositories can fail transiently.
+# Right after boot apt-daily.service and apt-daily-upgrade.service (unattended-upgrades) run apt.
+# A transient unit ordered after both starts only once neither has a start job running, so waiting
+# for it waits for them. Bounded: past the bound each apt call still waits for apt's locks.
+wait_for_apt_timers() {
+    if ! command -v systemd-run >/dev/null 2>&1; then
+        log "no systemd-run here; not waiting for the apt timers (apt calls still wait for apt's locks)"
+        return 0
+    fi
+    log "waiting for apt-daily.service and apt-daily-upgrade.service to finish (at most ${APT_LOCK_WAIT_SECONDS}s)"
+    local rc=0
+    timeout "$APT_LOCK_WAIT_SECONDS" systemd-run --quiet --wait --collect \
+        --property=After=apt-daily.service --property=After=apt-daily-upgrade.service /bin/true >&2 || rc=$?
+    case "$rc" in
+        0) ;;
+        124) warn "the apt timers' services were still running after ${APT_LOCK_WAIT_SECONDS}s; going on, apt calls wait for apt's locks" ;;
+        *) warn "'systemd-run --wait' failed with exit code $rc; going on, apt calls wait for apt's locks" ;;
+    esac
+}
+
+APT_TIMERS_WAITED=0
+APT_DEADLINE=0
+
+# Every apt-get call first waits (once) for the apt timers, then waits while another process holds
+# one of apt's locks, for at most APT_LOCK_WAIT_SECONDS: DPkg::Lock::Timeout covers only dpkg's
+# locks, and `apt-get update` and `install` take the lists and archives locks without waiting
+# (exit 100 at once). Other failures (a mirror mid-sync, a repository hiccup) are retried
+# APT_RETRY_ATTEMPTS times, with retry's backoff: about 2.5 minutes for the default 8.
 apt_get() {
-    retry apt-get -q -o DPkg::Lock::Timeout=600 "$@" >&2
+    if ((!APT_TIMERS_WAITED)); then
+        wait_for_apt_timers
+        APT_TIMERS_WAITED=1
+    fi
+    APT_DEADLINE=$((SECONDS + APT_LOCK_WAIT_SECONDS))
+    RETRY_ATTEMPTS="$APT_RETRY_ATTEMPTS" retry apt_get_waiting "$@"
+}
+
+apt_get_waiting() {
+    local rc errors="$WORK/apt-errors" lock
+    while true; do
+        rc=0
+        # English messages, so that the lock message below can be recognised.
+        LC_ALL=C apt-get -q -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" >&2 2>"$errors" || rc=$?
+        cat "$errors" >&2
+        ((rc)) || return 0
+        lock="$(grep -m 1 -oE '(Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock) .*' "$errors")" ||
+            return "$rc"
+        if ((SECONDS >= APT_DEADLINE)); then
+            die "apt was still locked after ${APT_LOCK_WAIT_SECONDS}s ($lock): another apt run (apt-daily, unattended-upgrades or Google's OS Config agent) has not finished. On the node, 'ps -ef | grep -E \"apt|dpkg|unattended\"' shows it; wait for it to end, then run 'pulumi up' again"
+        fi
+        log "apt is busy ($lock); trying again in ${APT_LOCK_POLL_SECONDS}s, for at most ${APT_LOCK_WAIT_SECONDS}s"
+        sleep "$APT_LOCK_POLL_SECONDS"
+    done
 }
 
 apt_install() {
@@ -62,6 +124,18 @@ wait_for_cloud_init() {
     esac
 }
 
+# ufw's default policy drops forwarded traffic and every port it does not list: pod traffic, the
+# kubelet, VXLAN. This stack filters traffic with VPC firewall rules (components/network.ts), so a
+# second, host-level firewall is not opened port by port here; the user turns it off knowingly.
+check_host_firewall() {
+    command -v ufw >/dev/null 2>&1 || return 0
+    local status
+    status="$(ufw status 2>/dev/null | head -n 1)" || true
+    if [[ $status == "Status: active" ]]; then
+        die "ufw is active on this node: it would drop the cluster's traffic (forwarded pod traffic, the API server 6443/tcp, the kubelet 10250/tcp, Flannel's VXLAN 8472/udp). This stack's VPC firewall rules already filter traffic to the nodes. Run 'sudo ufw disable' on the node (or use an image without ufw enabled), then 'pulumi up' again"
+    fi
+}
+
 disable_swap() {
     if [[ -n "$(swapon --show --noheadings 2>/dev/null || true)" ]]; then
         log "turning swap off"
@@ -76,29 +150,41 @@ disable_swap() {
     fi
 }
 
-configure_kernel() {
-    local module key changed=0 apply=0
-    printf '%s\n' overlay br_netfilter >"$WORK/modules"
+# Loads the modules the node needs now and at every boot; a kernel without one fails here, in
+# seconds, rather than as a node that never becomes Ready.
+load_kernel_modules() {
+    local module output
+    printf '%s\n' "${KERNEL_MODULES[@]}" >"$WORK/modules"
     update_file "$ROOT/etc/modules-load.d/k8s.conf" 0644 "$WORK/modules" || true
-    for module in overlay br_netfilter; do
-        if [[ ! -d "$ROOT/sys/module/$module" ]]; then
-            log "loading kernel module $module"
-            modprobe "$module"
+    for module in "${KERNEL_MODULES[@]}"; do
+        [[ -d "$ROOT/sys/module/$module" ]] && continue
+        log "loading kernel module $module"
+        # modprobe's exit status is the check: a module built into the kernel may have no /sys/module entry.
+        if ! output="$(modprobe "$module" 2>&1)"; then
+            die "this node's kernel cannot load the $module module${output:+ ($output)}, which Kubernetes here needs (vxlan: Flannel's VXLAN backend carries all pod traffic between nodes). Use a boot image whose kernel ships it, such as versions.osImage (Ubuntu 24.04 for GCE); 'modinfo $module' on the node shows whether it exists"
         fi
     done
+}
 
+# Applies only this project's sysctl file: `sysctl --system` would also re-apply every other file of
+# the image and stop at the first unrelated bad key.
+configure_sysctls() {
+    local key value changed=0 apply=0
     local sysctls=(net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables net.ipv4.ip_forward)
     printf '%s = 1\n' "${sysctls[@]}" >"$WORK/sysctl"
-    if update_file "$ROOT/etc/sysctl.d/99-kubernetes.conf" 0644 "$WORK/sysctl"; then
+    if update_file "$ROOT$SYSCTL_FILE" 0644 "$WORK/sysctl"; then
         changed=1
     fi
     for key in "${sysctls[@]}"; do
         [[ "$(sysctl -n "$key" 2>/dev/null || true)" == 1 ]] || apply=1
     done
-    if ((changed || apply)); then
-        log "applying sysctl settings"
-        sysctl --system >&2
-    fi
+    ((changed || apply)) || return 0
+    log "applying $SYSCTL_FILE"
+    sysctl -p "$ROOT$SYSCTL_FILE" >&2 || die "'sysctl -p $SYSCTL_FILE' failed (see its message above)"
+    for key in "${sysctls[@]}"; do
+        value="$(sysctl -n "$key" 2>/dev/null || true)"
+        [[ $value == 1 ]] || die "$key is ${value:-unreadable} after applying $SYSCTL_FILE, expected 1"
+    done
 }
 
 install_base_tools() {
@@ -166,9 +252,17 @@ configure_kubernetes_repo() {
 
 install_packages() {
     local missing=() pkg
-    # Docker's containerd.io 2.x (the minor given, newest patch); it conflicts with and so replaces
+    # Docker's containerd.io at exactly the pinned version: a repository that advertises a newer patch
+    # before its .deb is published cannot break new nodes. It conflicts with and so replaces
     # Ubuntu's own containerd package, which is never installed.
-    pkg_installed containerd.io || missing+=("containerd.io=${CONTAINERD_MINOR}.*")
+    local codename installing_containerd=0
+    codename="$(os_codename)"
+    [[ $CONTAINERD_VERSION == *"~$codename" ]] ||
+        die "CONTAINERD_VERSION $CONTAINERD_VERSION is built for another Ubuntu release than this node's ($codename): pick the ~$codename build from 'apt-cache madison containerd.io' for versions.containerdPackage"
+    if ! pkg_installed containerd.io; then
+        missing+=("containerd.io=$CONTAINERD_VERSION")
+        installing_containerd=1
+    fi
     # conntrack: kubeadm 1.31's preflight requires it and some 1.31 kubelet packages lost the dependency.
     for pkg in kubelet kubeadm kubectl cri-tools conntrack; do
         pkg_installed "$pkg" || missing+=("$pkg")
@@ -178,7 +272,8 @@ install_packages() {
     fi
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
-        apt_install "${missing[@]}"
+        apt_install "${missing[@]}" ||
+            die "could not install ${missing[*]} (apt's message is above). If apt says a version was not found or a .deb returned 404, Docker's repository no longer serves containerd.io $CONTAINERD_VERSION: pick another from 'apt-cache madison containerd.io' for versions.containerdPackage"
     fi
 
     local held to_hold=()
@@ -192,9 +287,12 @@ install_packages() {
 
     local version
     # shellcheck disable=SC2016 # ${Version} is a dpkg-query format field
-    version="$(dpkg-query -W -f='${Version}' containerd.io)"
-    [[ $version == "${CONTAINERD_MINOR}."* ]] ||
-        warn "containerd.io $version is installed, not ${CONTAINERD_MINOR}.x; upgrading a live node is a manual step (see docs/provisioning.md)"
+    version="$(dpkg-query -W -f='${Version}' containerd.io)" || die "containerd.io is not installed after apt-get install"
+    if [[ $version != "$CONTAINERD_VERSION" ]]; then
+        ((installing_containerd)) &&
+            die "apt installed containerd.io $version, not the pinned $CONTAINERD_VERSION"
+        warn "containerd.io $version is installed, not the pinned $CONTAINERD_VERSION; upgrading a live node is a manual step (see docs/provisioning.md)"
+    fi
     # shellcheck disable=SC2016
     version="$(dpkg-query -W -f='${Version}' kubeadm)"
     [[ $version == "${K8S_MINOR}."* ]] ||
@@ -303,8 +401,10 @@ enable_kubelet() {
 }
 
 wait_for_cloud_init
+check_host_firewall
 disable_swap
-configure_kernel
+load_kernel_modules
+configure_sysctls
 install_base_tools
 configure_docker_repo
 configure_kubernetes_repo
@@ -312,4 +412,4 @@ install_packages
 configure_containerd
 configure_crictl
 enable_kubelet
-log "node prepared: containerd ${CONTAINERD_MINOR}.x, Kubernetes v${K8S_MINOR} packages"
+log "node prepared: containerd.io $CONTAINERD_VERSION, Kubernetes v${K8S_MINOR} packages"

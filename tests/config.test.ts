@@ -143,6 +143,50 @@ describe("parseConfig rejects bad input naming the key, the value and what is ac
     });
 });
 
+describe("pod and service ranges that kubeadm or Flannel would refuse later", () => {
+    test("workerCount 5 (6 nodes, a /24 each) is refused with a /22 (four /24s) and accepted with a /20", () => {
+        expect(problemsOf({ workerCount: "5", podCidr: "10.244.0.0/22" })).toEqual([
+            'podCidr: "10.244.0.0/22" is not valid; accepted: a block with a /24 for each of the 6 nodes ' +
+                "(workerCount + the control plane; kubeadm gives every node a /24): /21 or wider, up to /8",
+        ]);
+        expect(parseConfig({ ...base, workerCount: "5", podCidr: "10.244.0.0/20" }, "dev").podCidr).toBe("10.244.0.0/20");
+    });
+
+    test.each([
+        // [workerCount, the narrowest pod block that fits, the next narrower one, which does not]
+        ["1", "10.244.0.0/23", "10.244.0.0/24"], // 2 nodes: a /23 holds two /24s
+        ["2", "10.244.0.0/22", "10.244.0.0/23"], // 3 nodes (the default): a /23 holds only two
+        ["3", "10.244.0.0/22", "10.244.0.0/23"], // 4 nodes: exactly four /24s in a /22
+        ["4", "10.244.0.0/21", "10.244.0.0/22"], // 5 nodes
+        ["5", "10.244.0.0/21", "10.244.0.0/22"], // 6 nodes: a /21 has eight, a /22 four
+        ["7", "10.244.0.0/21", "10.244.0.0/22"], // 8 nodes: exactly eight
+        ["10", "10.244.0.0/20", "10.244.0.0/21"], // 11 nodes, the most workers allowed
+    ])("workerCount %s: %s is accepted, %s is refused", (workerCount, fits, tooSmall) => {
+        expect(parseConfig({ ...base, workerCount, podCidr: fits }, "dev").podCidr).toBe(fits);
+        expect(problemsOf({ workerCount, podCidr: tooSmall })).toEqual([expect.stringMatching(/^podCidr: .* is not valid; accepted: a block with a \/24 for each of/)]);
+    });
+
+    test("a pod range narrower than one node's /24 or wider than kubeadm's /8 is refused", () => {
+        expect(problemsOf({ workerCount: "1", podCidr: "10.244.0.0/25" })[0]).toMatch(/^podCidr: "10.244.0.0\/25" is not valid; .*\/23 or wider, up to \/8$/);
+        expect(problemsOf({ podCidr: "10.0.0.0/7", serviceCidr: "172.16.0.0/16", subnetCidr: "192.168.0.0/24" })).toEqual([
+            expect.stringMatching(/^podCidr: "10.0.0.0\/7" is not valid; accepted: .*up to \/8$/),
+        ]);
+        expect(parseConfig({ ...base, podCidr: "10.0.0.0/8", serviceCidr: "172.16.0.0/16", subnetCidr: "192.168.0.0/24" }, "dev").podCidr).toBe("10.0.0.0/8");
+    });
+
+    test("a service range wider than /12 is refused with kubeadm's rule, /12 itself is accepted", () => {
+        expect(problemsOf({ serviceCidr: "10.96.0.0/11" })).toEqual([
+            'serviceCidr: "10.96.0.0/11" is not valid; accepted: an IPv4 CIDR block from /12 to /28 (kubeadm: "the mask must be >= 12", and at least 10 addresses)',
+        ]);
+        expect(parseConfig({ ...base, serviceCidr: "10.96.0.0/12" }, "dev").serviceCidr).toBe("10.96.0.0/12");
+    });
+
+    test("a service range with fewer than 10 addresses is refused, a /28 is accepted", () => {
+        expect(problemsOf({ serviceCidr: "10.96.0.0/29" })[0]).toMatch(/^serviceCidr: "10.96.0.0\/29" is not valid; accepted: an IPv4 CIDR block from \/12 to \/28/);
+        expect(parseConfig({ ...base, serviceCidr: "10.96.0.0/28" }, "dev").serviceCidr).toBe("10.96.0.0/28");
+    });
+});
+
 describe("CIDR helpers", () => {
     test("parseCidr accepts canonical blocks and bare addresses only", () => {
         expect(parseCidr("0.0.0.0/0")?.canonical).toBe("0.0.0.0/0");
@@ -151,6 +195,11 @@ describe("CIDR helpers", () => {
         expect(parseCidr("10.0.0/8")).toBeUndefined();
         expect(parseCidr("256.0.0.0/8")).toBeUndefined();
         expect(parseCidr("10.0.0.0/33")).toBeUndefined();
+        // Shorthand and non-decimal forms that inet_aton (and so ipaddr.js's plain parse) would accept.
+        expect(parseCidr("10.1/16")).toBeUndefined();
+        expect(parseCidr("0x0a.0.0.0/8")).toBeUndefined();
+        expect(parseCidr(" 10.0.0.0/8 ")?.canonical).toBe("10.0.0.0/8");
+        expect(parseCidr("10.244.0.0/16")?.prefix).toBe(16);
     });
 
     test("cidrsOverlap", () => {
@@ -158,6 +207,8 @@ describe("CIDR helpers", () => {
         expect(cidrsOverlap("10.1.0.0/16", "10.0.0.0/8")).toBe(true);
         expect(cidrsOverlap("10.244.0.0/16", "10.240.0.0/24")).toBe(false);
         expect(cidrsOverlap("10.96.0.0/12", "10.112.0.0/12")).toBe(false);
+        expect(cidrsOverlap("10.96.0.0/12", "10.111.255.0/24")).toBe(true);
+        expect(cidrsOverlap("0.0.0.0/0", "192.0.2.1/32")).toBe(true);
     });
 
     test("undersizedMachineReason knows kubeadm's floor", () => {

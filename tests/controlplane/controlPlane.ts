@@ -42,6 +42,9 @@ export const binaries = {
 
 export const serviceCidr = "10.96.0.0/12";
 
+/** TEST-NET-2 (RFC 5737): written into kubeadm's configuration only, never dialled. */
+const unusedAdvertiseAddress = "198.51.100.10";
+
 export interface ControlPlane {
     /** The temporary directory holding the PKI, the kubeconfigs, etcd's data and every log. */
     dir: string;
@@ -111,9 +114,9 @@ process.on("exit", () => {
 });
 
 export async function startControlPlane(): Promise<ControlPlane> {
-    for (const [name, file] of Object.entries(binaries)) {
+    for (const file of [binaries.etcd, binaries.apiServer, binaries.controllerManager, binaries.kubeadm, binaries.kubectl]) {
         if (!fs.existsSync(file)) {
-            throw new Error(`${name} not found at ${file}: run tests/controlplane/build.sh (npm run test:controlplane does it first)`);
+            throw new Error(`${file} not found: run tests/controlplane/build.sh (npm run test:controlplane does it first)`);
         }
     }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "controlplane-"));
@@ -131,7 +134,10 @@ export async function startControlPlane(): Promise<ControlPlane> {
         [
             "apiVersion: kubeadm.k8s.io/v1beta4",
             "kind: InitConfiguration",
-            `localAPIEndpoint: { advertiseAddress: 127.0.0.1, bindPort: ${apiPort} }`,
+            // kubeadm replaces a loopback advertise address with a host interface's address, so the
+            // configuration names a documentation address that nothing ever dials; the API server
+            // itself advertises and serves 127.0.0.1, which its certificate names too.
+            `localAPIEndpoint: { advertiseAddress: ${unusedAdvertiseAddress}, bindPort: ${apiPort} }`,
             "nodeRegistration: { name: test-control-plane }",
             "---",
             "apiVersion: kubeadm.k8s.io/v1beta4",
@@ -141,12 +147,18 @@ export async function startControlPlane(): Promise<ControlPlane> {
             `certificatesDir: ${pki}`,
             `controlPlaneEndpoint: 127.0.0.1:${apiPort}`,
             `networking: { serviceSubnet: ${serviceCidr} }`,
+            "apiServer: { certSANs: [127.0.0.1, localhost] }",
             "",
         ].join("\n"),
     );
     runOk(binaries.kubeadm, ["init", "phase", "certs", "all", "--config", kubeadmConfig]);
     for (const kubeconfig of ["admin", "super-admin", "controller-manager"]) {
         runOk(binaries.kubeadm, ["init", "phase", "kubeconfig", kubeconfig, "--config", kubeadmConfig, "--kubeconfig-dir", kubernetesDir]);
+    }
+    // controller-manager.conf names the advertise address: point every kubeconfig at loopback.
+    for (const kubeconfig of ["admin.conf", "super-admin.conf", "controller-manager.conf"]) {
+        const file = path.join(kubernetesDir, kubeconfig);
+        fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/^(\s*server:\s*).*$/gm, `$1${server}`));
     }
     const adminConf = path.join(kubernetesDir, "admin.conf");
     const superAdminConf = path.join(kubernetesDir, "super-admin.conf");

@@ -112,12 +112,18 @@ describe("cluster-ready.sh", () => {
     test("prints the admin kubeconfig, naming the public endpoint, once every node is Ready", async () => {
         createNode("ready-1", true);
         createNode("ready-2", false);
-        const pending = runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 ready-2", PUBLIC_ENDPOINT: publicEndpoint, TIMEOUT_SECONDS: "60" }, { POLL_INTERVAL_SECONDS: "1" });
+        let finishedAt = 0;
+        const pending = runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 ready-2", PUBLIC_ENDPOINT: publicEndpoint, TIMEOUT_SECONDS: "60" }, { POLL_INTERVAL_SECONDS: "1" }).then(
+            (result) => ((finishedAt = Date.now()), result),
+        );
         await sleep(3000);
+        const readyAt = Date.now();
         setNodeReady("ready-2", true);
         const r = await pending;
+        // It waited for ready-2 rather than printing the kubeconfig while a node was not Ready.
+        expect(finishedAt).toBeGreaterThanOrEqual(readyAt);
         expect(r.status).toBe(0);
-        expect(r.stderr).toMatch(/still waiting for: ready-2 \(not Ready\)/);
+        expect(r.stderr).toMatch(/node ready-1 is Ready\n.*node ready-2 is Ready\n/);
         const servers = r.stdout.split("\n").filter((l) => /^\s*server:/.test(l));
         expect(servers.map((l) => l.trim())).toEqual([`server: ${publicEndpoint}`]);
         // The same credentials work against the API server (here reached on loopback).

@@ -37,6 +37,18 @@ function findOnHostPath(tool: string): string {
 const hostToolPaths = new Map(hostTools.map((t) => [t, findOnHostPath(t)]));
 export const bashPath = hostToolPaths.get("bash")!;
 
+/**
+ * perl, for fixtures/fcntl-lock.pl (holding and testing apt-style fcntl locks). Not on the scripts'
+ * PATH: the stubs get it as STUB_PERL. Undefined when the host has none.
+ */
+export const perlPath: string | undefined = (() => {
+    try {
+        return findOnHostPath("perl");
+    } catch {
+        return undefined;
+    }
+})();
+
 export interface Sandbox {
     dir: string;
     /** Stands in for "/" (FS_ROOT). */
@@ -112,6 +124,9 @@ export function runScript(
             STUB_LOG: sb.logFile,
             STUB_FIXTURES: fixturesDir,
             RETRY_DELAY_SECONDS: "0",
+            // A real containerd binary for the containerd stub to run instead of its fixture (the
+            // control-plane test tier builds one).
+            ...(process.env.CONTAINERD_BIN ? { CONTAINERD_BIN: process.env.CONTAINERD_BIN } : {}),
             ...opts.env,
         },
     });

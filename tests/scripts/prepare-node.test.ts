@@ -1,12 +1,14 @@
+import { spawn, spawnSync, ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { scriptsDir, renderScript } from "../../components/scripts";
+import { versions } from "../../components/versions";
 import {
-    callsTo, clearCalls, createSandbox, existsRoot, readRoot, removeSandboxes, runScript, Sandbox, setState,
-    snapshotRoot, tomlTable, writeRoot, calls,
+    callsTo, clearCalls, createSandbox, existsRoot, fixturesDir, perlPath, readRoot, removeSandboxes, runScript, Sandbox,
+    setState, snapshotRoot, tomlTable, writeRoot, calls,
 } from "./harness";
 
-const settings = { K8S_MINOR: "1.36", CONTAINERD_MINOR: "2.2" };
+const settings = { K8S_MINOR: "1.36", CONTAINERD_VERSION: versions.containerdPackage };
 const runcOptions = "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]";
 const pinnedImages = "[plugins.'io.containerd.cri.v1.images'.pinned_images]";
 const fstab = [
@@ -53,16 +55,25 @@ describe("prepare-node.sh", () => {
         expect(cloudInit).toBeLessThan(firstApt);
     });
 
-    test("installs containerd.io pinned to the minor glob and the Kubernetes packages, and holds them", () => {
+    test("installs containerd.io at exactly the pinned package version and the Kubernetes packages, and holds them", () => {
         const installs = callsTo(sb, "apt-get").filter((l) => / install /.test(l));
         expect(installs).toHaveLength(1);
         const words = installs[0].split(" ");
-        expect(words).toEqual(expect.arrayContaining(["containerd.io=2.2.*", "kubelet", "kubeadm", "kubectl", "cri-tools", "conntrack", "-y"]));
+        expect(words).toEqual(expect.arrayContaining(["containerd.io=2.2.1-1~ubuntu.24.04~noble", "kubelet", "kubeadm", "kubectl", "cri-tools", "conntrack", "-y"]));
         // Ubuntu's own (EOL 1.7) containerd package is never requested.
         expect(words).not.toContain("containerd");
         const holds = callsTo(sb, "apt-mark").filter((l) => l.startsWith("apt-mark hold"));
         expect(holds).toHaveLength(1);
         expect(holds[0].split(" ")).toEqual(expect.arrayContaining(["containerd.io", "kubelet", "kubeadm", "kubectl"]));
+    });
+
+    test("waits for the apt timers' services once, before the first apt call", () => {
+        const all = calls(sb);
+        const waits = all.filter((l) => l.startsWith("systemd-run "));
+        expect(waits).toEqual([
+            "systemd-run --quiet --wait --collect --property=After=apt-daily.service --property=After=apt-daily-upgrade.service /bin/true",
+        ]);
+        expect(all.indexOf(waits[0])).toBeLessThan(all.findIndex((l) => l.startsWith("apt-get")));
     });
 
     test("every apt-get call waits for the dpkg lock", () => {
@@ -87,14 +98,18 @@ describe("prepare-node.sh", () => {
     });
 
     test("writes containerd's config with SystemdCgroup = true in the CRI runtime's runc options", () => {
+        // containerd's real default sets the key to false, so this is the "replace the key" path.
+        expect(tomlTable(fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8"), runcOptions)).toContain("SystemdCgroup = false");
         const config = readRoot(sb, "etc/containerd/config.toml");
         expect(config.startsWith("version = 3\n")).toBe(true);
         expect(tomlTable(config, runcOptions)).toContain("SystemdCgroup = true");
+        expect(tomlTable(config, runcOptions)).not.toContain("SystemdCgroup = false");
         expect(config.match(/SystemdCgroup/g)).toHaveLength(1);
         // The rest of the default config is kept.
         expect(tomlTable(config, runcOptions)).toContain("BinaryName = ''");
-        // The sandbox image is the one this kubeadm uses.
-        expect(tomlTable(config, pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.1'"]);
+        // The sandbox image is the one this kubeadm uses (v1.36.3: pause:3.10.2), not containerd's own default.
+        expect(tomlTable(fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8"), pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.1'"]);
+        expect(tomlTable(config, pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.2'"]);
         expect(callsTo(sb, "containerd")).toContain(`containerd --config ${sb.root}/etc/containerd/config.toml config dump`);
         expect(callsTo(sb, "systemctl")).toContain("systemctl restart containerd");
     });
@@ -107,13 +122,19 @@ describe("prepare-node.sh", () => {
         expect(lines.filter((l) => /\sswap\s/.test(l) && !l.startsWith("#"))).toEqual([]);
     });
 
-    test("loads and persists the kernel modules and sysctls", () => {
-        expect(readRoot(sb, "etc/modules-load.d/k8s.conf")).toBe("overlay\nbr_netfilter\n");
-        expect(callsTo(sb, "modprobe")).toEqual(["modprobe overlay", "modprobe br_netfilter"]);
+    test("loads and persists the kernel modules, vxlan included, and applies only its own sysctl file", () => {
+        expect(readRoot(sb, "etc/modules-load.d/k8s.conf")).toBe("overlay\nbr_netfilter\nvxlan\n");
+        expect(callsTo(sb, "modprobe")).toEqual(["modprobe overlay", "modprobe br_netfilter", "modprobe vxlan"]);
         expect(readRoot(sb, "etc/sysctl.d/99-kubernetes.conf")).toBe(
             "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n",
         );
-        expect(callsTo(sb, "sysctl")).toContain("sysctl --system");
+        expect(callsTo(sb, "sysctl").filter((l) => !l.startsWith("sysctl -n "))).toEqual([`sysctl -p ${sb.root}/etc/sysctl.d/99-kubernetes.conf`]);
+    });
+
+    test("checks that ufw is not active before changing anything", () => {
+        const all = calls(sb);
+        expect(all.indexOf("ufw status")).toBeGreaterThanOrEqual(0);
+        expect(all.indexOf("ufw status")).toBeLessThan(all.indexOf("swapoff -a"));
     });
 
     test("writes crictl.yaml for containerd and enables the kubelet", () => {
@@ -133,7 +154,8 @@ describe("prepare-node.sh", () => {
         expect(callsTo(sb, "gpg")).toEqual([]);
         expect(callsTo(sb, "swapoff")).toEqual([]);
         expect(callsTo(sb, "modprobe")).toEqual([]);
-        expect(callsTo(sb, "sysctl").filter((l) => l.includes("--system"))).toEqual([]);
+        expect(callsTo(sb, "sysctl").filter((l) => !l.startsWith("sysctl -n "))).toEqual([]);
+        expect(callsTo(sb, "systemd-run")).toEqual([]);
         const systemctl = callsTo(sb, "systemctl").filter((l) => !/^systemctl is-(active|enabled) /.test(l));
         expect(systemctl).toEqual([]);
         // It still verified containerd's cgroup driver.
@@ -174,7 +196,7 @@ describe("prepare-node.sh failure and edge cases", () => {
         expect(result.status).toBe(0);
         const installs = callsTo(sb, "apt-get").filter((l) => / install /.test(l));
         expect(installs[0]).toMatch(/ ca-certificates curl gpg$/);
-        expect(installs[1]).toContain("containerd.io=2.2.*");
+        expect(installs[1]).toContain(`containerd.io=${versions.containerdPackage}`);
     });
 
     test("rewrites the apt source and refreshes apt when the Kubernetes minor changes", () => {
@@ -203,11 +225,186 @@ describe("prepare-node.sh failure and edge cases", () => {
         expect(renderScript("prepare-node", settings)).not.toMatch(legacy);
     });
 
-    test("rejects a containerd 1.x minor", () => {
+    test.each(["2.2", "2.2.*", "1.7.28-1~ubuntu.24.04~noble", "2.2.1"])("rejects CONTAINERD_VERSION %s: only an exact containerd.io 2.x package version", (version) => {
         const sb = freshNode();
-        const result = runScript(sb, "prepare-node", { ...settings, CONTAINERD_MINOR: "1.7" });
+        const result = runScript(sb, "prepare-node", { ...settings, CONTAINERD_VERSION: version });
         expect(result.status).not.toBe(0);
-        expect(result.stderr).toMatch(/CONTAINERD_MINOR must be a containerd 2\.x minor/);
+        expect(result.stderr).toMatch(/CONTAINERD_VERSION must be an exact containerd\.io 2\.x package version .* such as 2\.2\.1-1~ubuntu\.24\.04~noble/);
+        expect(callsTo(sb, "apt-get")).toEqual([]);
+    });
+
+    test("refuses a containerd.io build for another Ubuntu release before installing anything", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...settings, CONTAINERD_VERSION: "2.2.1-1~ubuntu.22.04~jammy" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/CONTAINERD_VERSION 2\.2\.1-1~ubuntu\.22\.04~jammy is built for another Ubuntu release than this node's \(noble\)/);
+        expect(callsTo(sb, "apt-get").filter((l) => / install /.test(l))).toEqual([]);
+    });
+
+    test("fails when apt installs another containerd.io version than the pinned one", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_INSTALLS_VERSION: "2.2.2-1~ubuntu.24.04~noble" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toContain("apt installed containerd.io 2.2.2-1~ubuntu.24.04~noble, not the pinned 2.2.1-1~ubuntu.24.04~noble");
         expect(existsRoot(sb, "etc/containerd/config.toml")).toBe(false);
+    });
+
+    test("on a node with another containerd.io already installed, warns and leaves it (upgrades are manual)", () => {
+        const sb = freshNode();
+        expect(runScript(sb, "prepare-node", settings).status).toBe(0);
+        setState(sb, "pkg/containerd.io", "2.2.0-2~ubuntu.24.04~noble");
+        clearCalls(sb);
+        const result = runScript(sb, "prepare-node", settings);
+        expect(result.status).toBe(0);
+        expect(result.stderr).toMatch(/WARNING: containerd\.io 2\.2\.0-2~ubuntu\.24\.04~noble is installed, not the pinned 2\.2\.1-1~ubuntu\.24\.04~noble/);
+        expect(callsTo(sb, "apt-get")).toEqual([]);
+    });
+});
+
+describe("prepare-node.sh kernel and host prerequisites", () => {
+    test("fails in seconds, before apt, with a clear message when the kernel has no vxlan module", () => {
+        const sb = freshNode();
+        const started = Date.now();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_MODPROBE_MISSING: "vxlan" } });
+        expect(Date.now() - started).toBeLessThan(10000);
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/ERROR: this node's kernel cannot load the vxlan module \(modprobe: FATAL: Module vxlan not found .*\), which Kubernetes here needs \(vxlan: Flannel's VXLAN backend/);
+        expect(callsTo(sb, "apt-get")).toEqual([]);
+    });
+
+    test("fails when a key still reads 0 after applying its sysctl file", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_SYSCTL_OVERRIDE: "1" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/net\.bridge\.bridge-nf-call-iptables is 0 after applying \/etc\/sysctl\.d\/99-kubernetes\.conf, expected 1/);
+    });
+
+    test("stops, changing nothing, when ufw is active, and says what to do", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_UFW_ACTIVE: "1" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/ERROR: ufw is active on this node: it would drop the cluster's traffic .*Run 'sudo ufw disable' on the node/);
+        expect(callsTo(sb, "swapoff")).toEqual([]);
+        expect(callsTo(sb, "apt-get")).toEqual([]);
+        expect(existsRoot(sb, "etc/sysctl.d/99-kubernetes.conf")).toBe(false);
+    });
+
+    test("goes on when ufw is not installed", () => {
+        const sb = freshNode();
+        fs.rmSync(path.join(sb.bin, "ufw"));
+        const result = runScript(sb, "prepare-node", settings);
+        expect(result.status).toBe(0);
+    });
+});
+
+describe("prepare-node.sh and apt's locks", () => {
+    const holders: ChildProcess[] = [];
+    afterAll(() => holders.forEach((h) => h.kill()));
+
+    /** Holds apt's lists lock (an fcntl lock, like apt's own) from another process for `seconds`. */
+    async function holdListsLock(sb: Sandbox, seconds: number): Promise<ChildProcess> {
+        const dir = path.join(sb.root, "var/lib/apt/lists");
+        fs.mkdirSync(dir, { recursive: true });
+        const holder = spawn(perlPath!, [path.join(fixturesDir, "fcntl-lock.pl"), "hold", path.join(dir, "lock"), String(seconds)]);
+        holders.push(holder);
+        await new Promise<void>((resolve, reject) => {
+            holder.stdout!.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
+            holder.on("error", reject);
+            holder.on("exit", () => reject(new Error("lock holder exited before locking")));
+        });
+        return holder;
+    }
+
+    const lockEnv = { STUB_PERL: perlPath ?? "", APT_LOCK_POLL_SECONDS: "1" };
+
+    test("the stubbed apt-get, like apt, fails at once while another process holds the lock", async () => {
+        const sb = freshNode();
+        fs.rmSync(path.join(sb.state, "pkg"), { recursive: true }); // so that the first apt call is an update
+        const holder = await holdListsLock(sb, 30);
+        const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "0" } });
+        holder.kill();
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toContain(`E: Could not get lock ${sb.root}/var/lib/apt/lists/lock. It is held by process ${holder.pid} (perl)`);
+    });
+
+    test("waits while another process holds apt's lists lock, then succeeds", async () => {
+        const sb = freshNode();
+        fs.rmSync(path.join(sb.state, "pkg"), { recursive: true });
+        await holdListsLock(sb, 2.5);
+        const started = Date.now();
+        const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "15" } });
+        expect(result.stderr).not.toMatch(/ERROR/);
+        expect(result.status).toBe(0);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+        expect(result.stderr).toMatch(/apt is busy \(Could not get lock .*\/var\/lib\/apt\/lists\/lock\. It is held by process \d+ \(perl\)\); trying again in 1s, for at most 15s/);
+        const updates = callsTo(sb, "apt-get").filter((l) => l.endsWith(" update"));
+        expect(updates.length).toBeGreaterThanOrEqual(3);
+        expect(callsTo(sb, "apt-get").some((l) => l.includes(`containerd.io=${versions.containerdPackage}`))).toBe(true);
+    });
+
+    test("gives up after its bound with a message that says what holds apt and what to do", async () => {
+        const sb = freshNode();
+        fs.rmSync(path.join(sb.state, "pkg"), { recursive: true });
+        const holder = await holdListsLock(sb, 30);
+        const started = Date.now();
+        const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "2" } });
+        holder.kill();
+        expect(result.status).not.toBe(0);
+        expect(Date.now() - started).toBeLessThan(10000);
+        expect(result.stderr).toMatch(
+            /ERROR: apt was still locked after 2s \(Could not get lock .*It is held by process \d+ \(perl\)\): another apt run \(apt-daily, unattended-upgrades or Google's OS Config agent\) has not finished\..*then run 'pulumi up' again/,
+        );
+        // Giving up on the lock is final: not retried again as if the network had failed.
+        expect(result.stderr).not.toMatch(/attempt 1\/5 failed/);
+        expect(callsTo(sb, "apt-get").filter((l) => / install /.test(l))).toEqual([]);
+    });
+
+    test("retries other apt failures (a mirror mid-sync) with apt's own, longer budget", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_UPDATE_FAILURES: "6" } });
+        expect(result.stderr).not.toMatch(/ERROR/);
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "apt-get").filter((l) => l.endsWith(" update"))).toHaveLength(7);
+        expect(result.stderr).toMatch(/attempt 6\/8 failed \(exit 100\): apt_get_waiting update/);
+    });
+
+    test("gives up on other apt failures after APT_RETRY_ATTEMPTS", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_UPDATE_FAILURES: "6", APT_RETRY_ATTEMPTS: "3" } });
+        expect(result.status).not.toBe(0);
+        expect(callsTo(sb, "apt-get").filter((l) => l.endsWith(" update"))).toHaveLength(3);
+        expect(result.stderr).toMatch(/Hash Sum mismatch/);
+        expect(result.stderr).toMatch(/giving up after 3 attempt\(s\) \(exit 100\)/);
+    });
+
+    test("without systemd-run (not systemd), skips waiting for the apt timers and goes on", () => {
+        const sb = freshNode();
+        fs.rmSync(path.join(sb.bin, "systemd-run"));
+        const result = runScript(sb, "prepare-node", settings);
+        expect(result.status).toBe(0);
+        expect(result.stderr).toMatch(/no systemd-run here; not waiting for the apt timers/);
+    });
+
+    test("bounds the wait for the apt timers' services, then goes on", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { STUB_SYSTEMD_RUN_SLEEP: "10", APT_LOCK_WAIT_SECONDS: "1" } });
+        expect(result.status).toBe(0);
+        expect(result.stderr).toMatch(/WARNING: the apt timers' services were still running after 1s/);
+    });
+});
+
+describe("prepare-node.sh against the real containerd (CONTAINERD_BIN)", () => {
+    const bin = process.env.CONTAINERD_BIN;
+    (bin ? test : test.skip)("the fixture's CRI tables are the real binary's default, and the whole script passes against it", () => {
+        const real = spawnSync(bin!, ["config", "default"], { encoding: "utf8" });
+        expect(real.status).toBe(0);
+        const fixture = fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8");
+        for (const table of [runcOptions, pinnedImages]) {
+            expect(tomlTable(real.stdout, table)).toEqual(tomlTable(fixture, table));
+        }
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", settings, { env: { CONTAINERD_BIN: bin! } });
+        expect(result.status).toBe(0);
+        expect(tomlTable(readRoot(sb, "etc/containerd/config.toml"), runcOptions)).toContain("SystemdCgroup = true");
     });
 });

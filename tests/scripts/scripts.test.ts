@@ -8,7 +8,7 @@ const sourceLine = 'source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"';
 
 /** The settings each script is called with (the contract with the TypeScript program). */
 const contract: Record<string, Record<string, string>> = {
-    "prepare-node": { K8S_MINOR: "1.36", CONTAINERD_MINOR: "2.2" },
+    "prepare-node": { K8S_MINOR: "1.36", CONTAINERD_VERSION: "2.2.1-1~ubuntu.24.04~noble" },
     "pull-images": { KUBEADM_IMAGES: "node", IMAGES: "", MANIFEST_URLS: "" },
     "kubeadm-init": {
         NODE_NAME: "k8s-cp-0", ADVERTISE_ADDRESS: "10.240.0.2", PUBLIC_ADDRESS: "203.0.113.7", POD_CIDR: "10.244.0.0/16",
