@@ -129,9 +129,10 @@ KUBE_VERSION_RE='^v1\.[0-9]+\.[0-9]+$'
 # they cordoned is uncordoned by them, also when a run is resumed after a failure.
 UPGRADE_DRAIN_ANNOTATION="kubeadm-gcp/drained-for-upgrade"
 
-# kube_apt_get ARGS...: apt-get that waits for the dpkg lock (unattended-upgrades) and is retried.
+# kube_apt_get ARGS...: apt-get that waits for the dpkg lock (unattended-upgrades) and is retried
+# (8 attempts, about 2.5 minutes with retry's backoff: apt's lists lock is not waited for by apt).
 kube_apt_get() {
-    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}" \
         retry apt-get -q -o DPkg::Lock::Timeout=600 "$@" >&2
 }
 

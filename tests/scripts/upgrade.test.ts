@@ -178,6 +178,14 @@ describe("upgrade-worker.sh", () => {
         expect(snapshotRoot(sb)).toEqual(before);
     });
 
+    test("retries apt-get update when the mirror fails a few times", () => {
+        const sb = joinedWorker("1.36", "1.36.2-1.1");
+        const result = runScript(sb, "upgrade-worker", { KUBERNETES_VERSION: "v1.37.2" }, { env: { STUB_APT_UPDATE_FAILURES: "2" } });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "apt-get").filter((l) => / update$/.test(l))).toHaveLength(3);
+        expect(installs(sb)).toEqual(["kubeadm=1.37.2-1.1", "kubelet=1.37.2-1.1 kubectl=1.37.2-1.1"]);
+    });
+
     test("refuses to move a kubelet back to an older control plane's version", () => {
         const sb = joinedWorker("1.37", "1.37.2-1.1");
         const result = upgrade(sb, "v1.36.2");
