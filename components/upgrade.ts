@@ -230,7 +230,11 @@ export function kubernetesUpgradeSteps(args: KubernetesUpgradeArgs): KubernetesU
 
 export interface CredentialsArgs {
     controlPlane: UpgradeNode;
-    /** The upgrade's final version: `kubeadm upgrade apply` renews the certificates, so a new version re-reads the expiry. */
+    /**
+     * The control plane's version (`line(upgrade.controlPlane)`): `kubeadm upgrade apply` renews the
+     * certificates, so a new version re-reads the expiry. Not the workers' chain: their upgrades leave
+     * the certificates alone, and a worker added or removed must not touch this step.
+     */
     version: pulumi.Input<string>;
     /** credentialsRenewalKey for this deployment. */
     renewal: string;
@@ -239,8 +243,8 @@ export interface CredentialsArgs {
 
 /**
  * The credentials step (control plane): renew-certs.sh prints when the admin credentials expire and
- * renews them when due. It re-runs after every upgrade and when the renewal key changes, never
- * otherwise. Its output (`line(step)`: an RFC 3339 date, not a secret) is the `adminCredentialsExpire` stack output;
+ * renews them when due. It re-runs after every upgrade of the control plane and when the renewal key
+ * changes, never otherwise. Its output (`line(step)`: an RFC 3339 date, not a secret) is the `adminCredentialsExpire` stack output;
  * the step that prints the kubeconfig takes it as a trigger, so the provider gets the renewed one.
  */
 export function credentialsStep(name: string, args: CredentialsArgs): command.remote.Command {

@@ -164,12 +164,22 @@ describe("upgrade steps under mocks", () => {
         expect(rec.version).toBe("stdout-of:k8s-worker-3-upgrade-uncordon");
     });
 
-    test("the credentials step runs after the last worker's upgrade and re-runs on a new version or renewal key", () => {
+    test("the credentials step follows the control plane's upgrade (which renews the certificates), not the workers'", () => {
         const credentials = rec.get("k8s-credentials");
         expect(credentials.inputs.create).toContain(renderedMarker("renew-certs"));
         expect(credentials.inputs.create).toContain("export RENEW_WITHIN_DAYS='30'");
-        expect(credentials.inputs.triggers).toEqual(["stdout-of:k8s-worker-3-upgrade-uncordon", "initial"]);
-        expect(ancestors(rec, "k8s-credentials")).toContain("k8s-worker-3-upgrade-uncordon");
+        expect(credentials.inputs.triggers).toEqual(["stdout-of:k8s-control-plane-upgrade", "initial"]);
+        expect(ancestors(rec, "k8s-credentials")).toContain("k8s-control-plane-upgrade");
+        expect([...ancestors(rec, "k8s-credentials")].filter((a) => a.includes("worker"))).toEqual([]);
+    });
+
+    test("adding a worker adds its three steps and changes no other step", async () => {
+        const bigger = await buildSteps("1.37", 4);
+        const added = bigger.resources.map((r) => r.name).filter((n) => !rec.resources.some((r) => r.name === n));
+        expect(added.sort()).toEqual(["k8s-worker-4-join", ...workerSteps(4)].sort());
+        for (const r of rec.resources) {
+            expect(bigger.get(r.name).inputs).toEqual(r.inputs);
+        }
     });
 
     test("the SSH key stays secret in every step", () => {

@@ -27,7 +27,7 @@ export async function buildUpgradeSteps(minor: string, workerCount = 3) {
                 stepName: (node: { name: string }, what: string) => `k8s-${node.name.slice("k8s-".length)}-${what}`,
                 parent,
             });
-            const credentials = upgrade.credentialsStep("k8s-credentials", { controlPlane: cp, version: steps.version, renewal: "initial", parent });
+            const credentials = upgrade.credentialsStep("k8s-credentials", { controlPlane: cp, version: upgrade.line(steps.controlPlane), renewal: "initial", parent });
             return { version: steps.version, expires: upgrade.line(credentials) };
         },
         { stack: "test" },
