@@ -119,3 +119,142 @@ require_match() {
 IPV4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$'
 CIDR4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$'
 NODE_NAME_RE='^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'
+
+# --- Kubernetes packages and versions (the upgrade scripts; prepare-node.sh writes the same source) ---
+
+K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
+KUBE_VERSION_RE='^v1\.[0-9]+\.[0-9]+$'
+# Set on a node drained by the upgrade scripts (value: the version it is drained for), so only a node
+# they cordoned is uncordoned by them, also when a run is resumed after a failure.
+UPGRADE_DRAIN_ANNOTATION="kubeadm-gcp/drained-for-upgrade"
+
+# kube_apt_get ARGS...: apt-get that waits for the dpkg lock (unattended-upgrades) and is retried
+# (8 attempts, about 2.5 minutes with retry's backoff: apt's lists lock is not waited for by apt).
+kube_apt_get() {
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}" \
+        retry apt-get -q -o DPkg::Lock::Timeout=600 "$@" >&2
+}
+
+# use_kubernetes_minor MINOR: points the pkgs.k8s.io apt source at MINOR (e.g. 1.37), fetching that
+# repository's key when the source changes. Returns 0 when it changed something, 1 when already set.
+use_kubernetes_minor() {
+    local url="https://pkgs.k8s.io/core:/stable:/v$1/deb/"
+    printf 'deb [signed-by=%s] %s /\n' "$K8S_KEYRING" "$url" >"$WORK/kubernetes.list"
+    if [[ -s "$ROOT$K8S_KEYRING" ]] && cmp -s "$WORK/kubernetes.list" "$ROOT$K8S_SOURCE"; then
+        return 1
+    fi
+    log "fetching the apt key of $url"
+    retry curl -fsSL "${url}Release.key" -o "$WORK/Release.key" || die "could not download ${url}Release.key"
+    gpg --batch --yes --dearmor -o "$WORK/kubernetes-apt-keyring.gpg" "$WORK/Release.key"
+    update_file "$ROOT$K8S_KEYRING" 0644 "$WORK/kubernetes-apt-keyring.gpg" || true
+    update_file "$ROOT$K8S_SOURCE" 0644 "$WORK/kubernetes.list" || true
+    log "apt source now points at Kubernetes v$1"
+    return 0
+}
+
+# kube_deb_version VERSION: the Debian version of kubeadm for VERSION (v1.37.2 -> 1.37.2-1.1) offered
+# by the configured source, or, for a minor (1.37), that of its newest patch. Fails when none.
+kube_deb_version() {
+    local want="${1#v}" listing
+    listing="$(apt-cache madison kubeadm)" || return 1
+    # madison prints "kubeadm | 1.37.2-1.1 | https://pkgs.k8s.io/... Packages", one line per version.
+    awk -F'|' -v want="$want" '
+        { v = $2; gsub(/[[:space:]]/, "", v); up = v; sub(/-.*/, "", up) }
+        want ~ /^[0-9]+\.[0-9]+$/ {
+            if (index(up, want ".") == 1) { p = substr(up, length(want) + 2) + 0; if (best == "" || p > bestp) { best = v; bestp = p } }
+            next
+        }
+        up == want && best == "" { best = v }
+        END { if (best == "") exit 1; print best }' <<<"$listing"
+}
+
+# installed_version PACKAGE: the upstream version of an installed package as v1.X.Y, empty when absent.
+installed_version() {
+    local version
+    # shellcheck disable=SC2016 # ${Version} is a dpkg-query format field
+    version="$(dpkg-query -W -f='${Version}' "$1" 2>/dev/null)" || return 0
+    printf 'v%s\n' "${version%%-*}"
+}
+
+# install_kube_packages DEB_VERSION PACKAGE...: installs exactly DEB_VERSION of each PACKAGE and keeps
+# them held. --allow-change-held-packages (kubeadm's upgrade docs give it as the alternative to
+# unhold/install/hold) leaves the hold in place even when the install fails half-way.
+install_kube_packages() {
+    local deb="$1" pkg args=()
+    shift
+    for pkg in "$@"; do
+        args+=("$pkg=$deb")
+    done
+    log "installing ${args[*]}"
+    kube_apt_get install -y --allow-change-held-packages \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${args[@]}"
+    apt-mark hold "$@" >&2
+}
+
+# minor_of VERSION: 37 for v1.37.2 or 1.37.
+minor_of() {
+    local v="${1#v}"
+    v="${v#1.}"
+    printf '%s\n' "${v%%.*}"
+}
+
+# version_cmp A B: prints -1, 0 or 1 as v1.A.B compares with v1.C.D (both of the form v1.X.Y).
+version_cmp() {
+    local a="${1#v1.}" b="${2#v1.}"
+    local am="${a%%.*}" ap="${a#*.}" bm="${b%%.*}" bp="${b#*.}"
+    if ((am != bm)); then
+        ((am < bm)) && echo -1 || echo 1
+    elif ((ap != bp)); then
+        ((ap < bp)) && echo -1 || echo 1
+    else
+        echo 0
+    fi
+}
+
+# cluster_version: the API server's version (serverVersion.gitVersion of `kubectl version`), e.g. v1.36.3.
+cluster_version() {
+    local json version
+    json="$(retry kubectl_admin version -o json)" || die "the API server does not answer 'kubectl version' (check 'crictl ps -a' and 'journalctl -u kubelet' on the control plane)"
+    version="$(sed -n '/"serverVersion"/,/}/s/^[[:space:]]*"gitVersion":[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$json" | head -n 1)"
+    [[ $version =~ $KUBE_VERSION_RE ]] || die "could not read the cluster's version from 'kubectl version -o json' (got '${version}')"
+    printf '%s\n' "$version"
+}
+
+# node_kubelet_version NODE: the kubelet version NODE reports (status.nodeInfo.kubeletVersion).
+node_kubelet_version() {
+    retry kubectl_admin get node "$1" -o 'jsonpath={.status.nodeInfo.kubeletVersion}'
+}
+
+# drain_for_upgrade NODE VERSION TIMEOUT: cordons and drains NODE through the eviction API, so
+# PodDisruptionBudgets are respected: a drain they block fails after TIMEOUT seconds instead of
+# forcing pods off. The annotation records that the upgrade, not a person, cordoned the node.
+drain_for_upgrade() {
+    local node="$1" version="$2" timeout="$3"
+    retry kubectl_admin annotate node "$node" --overwrite "$UPGRADE_DRAIN_ANNOTATION=$version" >&2 ||
+        die "could not annotate node $node"
+    log "draining $node (PodDisruptionBudgets respected, at most ${timeout}s)"
+    kubectl_admin drain "$node" --ignore-daemonsets --delete-emptydir-data --timeout="${timeout}s" >&2 ||
+        die "draining $node did not finish within ${timeout}s (a PodDisruptionBudget may allow no disruption: 'kubectl get pdb -A'); $node stays cordoned, re-run 'pulumi up' once pods can move, or 'kubectl uncordon $node' to give up"
+}
+
+# wait_node_upgraded NODE VERSION TIMEOUT: waits until NODE's kubelet reports VERSION and NODE is Ready,
+# then uncordons it if drain_for_upgrade cordoned it.
+wait_node_upgraded() {
+    local node="$1" version="$2" timeout="$3" deadline reported marker
+    deadline=$((SECONDS + timeout))
+    while reported="$(node_kubelet_version "$node")"; [[ $reported != "$version" ]]; do
+        ((SECONDS < deadline)) || die "node $node reports kubelet ${reported:-<nothing>} after ${timeout}s, expected $version (check 'journalctl -u kubelet' on $node)"
+        sleep "${POLL_INTERVAL_SECONDS:-5}"
+    done
+    kubectl_admin wait --for=condition=Ready "node/$node" --timeout="$((deadline - SECONDS > 1 ? deadline - SECONDS : 1))s" >&2 ||
+        die "node $node runs kubelet $version but is not Ready (check 'kubectl describe node $node' and 'journalctl -u kubelet' on it)"
+    marker="$(retry kubectl_admin get node "$node" -o "jsonpath={.metadata.annotations.${UPGRADE_DRAIN_ANNOTATION}}")" ||
+        die "could not read node $node"
+    if [[ -n $marker ]]; then
+        log "uncordoning $node"
+        retry kubectl_admin uncordon "$node" >&2 || die "could not uncordon $node"
+        retry kubectl_admin annotate node "$node" "$UPGRADE_DRAIN_ANNOTATION-" >&2 || die "could not remove the annotation $UPGRADE_DRAIN_ANNOTATION from $node"
+    fi
+    log "node $node runs kubelet $version and is Ready"
+}

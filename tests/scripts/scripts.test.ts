@@ -19,6 +19,11 @@ const contract: Record<string, Record<string, string>> = {
     "kubeadm-join": { NODE_NAME: "k8s-worker-1" },
     "cluster-ready": { EXPECTED_NODES: "k8s-cp-0 k8s-worker-1", PUBLIC_ENDPOINT: "https://203.0.113.7:6443", TIMEOUT_SECONDS: "600" },
     "drain-node": { NODE_NAME: "k8s-worker-1" },
+    "upgrade-control-plane": { K8S_MINOR: "1.37", NODE_NAME: "k8s-cp-0" },
+    "upgrade-drain": { NODE_NAME: "k8s-worker-1", KUBERNETES_VERSION: "v1.37.2" },
+    "upgrade-worker": { KUBERNETES_VERSION: "v1.37.2" },
+    "upgrade-uncordon": { NODE_NAME: "k8s-worker-1", KUBERNETES_VERSION: "v1.37.2" },
+    "renew-certs": { RENEW_WITHIN_DAYS: "30" },
 };
 
 /** Settings that may be empty or left out (they have defaults). */

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# upgrade-control-plane.sh: upgrades the control plane to the newest patch of a Kubernetes minor by
+# kubeadm's documented procedure (control plane; before any worker is upgraded).
+#
+# Settings (environment):
+#   K8S_MINOR              the minor to run, e.g. 1.37: the same minor as now, or the next one.
+#   NODE_NAME              the control plane's node name (drained for its kubelet's restart).
+#   READY_TIMEOUT_SECONDS  how long the node may take to run the new kubelet and be Ready (default 300).
+#   DRAIN_TIMEOUT_SECONDS  how long draining may take (default 300).
+#
+# The running version comes from the cluster (`kubectl version`). Skipping a minor (1.36 -> 1.38) and
+# going back (1.37 -> 1.36) are refused before anything changes, naming both versions. Otherwise:
+# the pkgs.k8s.io source moves to K8S_MINOR, kubeadm is upgraded, `kubeadm upgrade plan` and
+# `kubeadm upgrade apply` move the control plane to the newest patch (renewing its certificates), then
+# the node is drained, kubelet and kubectl are upgraded, the kubelet restarts, and the node is Ready and
+# uncordoned again. Each phase checks first, so a re-run after success changes nothing.
+#
+# STDOUT: one line, the version the control plane runs afterwards (e.g. v1.37.2); the workers'
+# upgrade steps take it as their target.
+set -euo pipefail
+LOG_TAG=upgrade-control-plane
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+: "${K8S_MINOR:?K8S_MINOR is required (Kubernetes minor version such as 1.37)}"
+: "${NODE_NAME:?NODE_NAME is required (the control plane node name)}"
+READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
+DRAIN_TIMEOUT_SECONDS="${DRAIN_TIMEOUT_SECONDS:-300}"
+# kubeadm waits up to 5 minutes per static Pod; the bound only keeps a hung apply from hanging `pulumi up`.
+APPLY_TIMEOUT_SECONDS="${APPLY_TIMEOUT_SECONDS:-1800}"
+
+validate_settings() {
+    require_match K8S_MINOR "$K8S_MINOR" '^1\.[0-9]+$' "a Kubernetes minor such as 1.37"
+    require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
+    require_match READY_TIMEOUT_SECONDS "$READY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_match DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_match APPLY_TIMEOUT_SECONDS "$APPLY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_admin_conf
+}
+
+# refuse_unsupported_step CURRENT: kubeadm upgrades one minor at a time and never downgrades.
+refuse_unsupported_step() {
+    local current="$1" have want
+    have="$(minor_of "$current")"
+    want="$(minor_of "$K8S_MINOR")"
+    if ((want < have)); then
+        die "refusing to downgrade: the cluster runs $current and kubernetesVersion asks for $K8S_MINOR; kubeadm cannot downgrade a cluster (set kubernetesVersion back to 1.$have)"
+    fi
+    if ((want > have + 1)); then
+        die "refusing to skip a minor: the cluster runs $current and kubernetesVersion asks for $K8S_MINOR; kubeadm upgrades one minor at a time (set kubernetesVersion to 1.$((have + 1)), run 'pulumi up', then continue)"
+    fi
+}
+
+upgrade_kubeadm() {
+    local deb="$1" target="$2"
+    if [[ "$(installed_version kubeadm)" != "$target" ]]; then
+        install_kube_packages "$deb" kubeadm
+    fi
+    [[ "$(installed_version kubeadm)" == "$target" ]] || die "kubeadm $(installed_version kubeadm) is installed after upgrading it, expected $target"
+}
+
+apply_upgrade() {
+    local current="$1" target="$2"
+    if [[ $current == "$target" ]]; then
+        log "the control plane already runs $target"
+        return 0
+    fi
+    log "kubeadm upgrade plan $target (checks the cluster's health and the upgrade)"
+    kubeadm upgrade plan "$target" >&2 || die "'kubeadm upgrade plan $target' failed: the cluster cannot be upgraded as it is (its output above says why)"
+    log "kubeadm upgrade apply $target (control-plane static Pods, certificates, CoreDNS, kube-proxy)"
+    timeout "$APPLY_TIMEOUT_SECONDS" kubeadm upgrade apply -y "$target" >&2 ||
+        die "'kubeadm upgrade apply $target' failed; kubeadm rolls back a static Pod that does not come up. Check 'kubectl -n kube-system get pods' and 'crictl ps -a', then re-run 'pulumi up'"
+}
+
+upgrade_kubelet() {
+    local deb="$1" target="$2"
+    if [[ "$(installed_version kubelet)" != "$target" ]]; then
+        drain_for_upgrade "$NODE_NAME" "$target" "$DRAIN_TIMEOUT_SECONDS"
+        install_kube_packages "$deb" kubelet kubectl
+        systemctl daemon-reload
+        log "restarting the kubelet"
+        systemctl restart kubelet
+    elif [[ "$(installed_version kubectl)" != "$target" ]]; then
+        install_kube_packages "$deb" kubectl
+    fi
+    wait_node_upgraded "$NODE_NAME" "$target" "$READY_TIMEOUT_SECONDS"
+}
+
+main() {
+    validate_settings
+    local current deb target
+    current="$(cluster_version)"
+    log "the cluster runs $current; kubernetesVersion is $K8S_MINOR"
+    refuse_unsupported_step "$current"
+    use_kubernetes_minor "$K8S_MINOR" || true
+    kube_apt_get update
+    deb="$(kube_deb_version "$K8S_MINOR")" || die "the package repository for v$K8S_MINOR offers no kubeadm (see 'apt-cache madison kubeadm')"
+    target="v${deb%%-*}"
+    [[ "$(version_cmp "$current" "$target")" != 1 ]] ||
+        die "refusing to downgrade: the cluster runs $current, newer than $target, the newest v$K8S_MINOR in the package repository"
+    upgrade_kubeadm "$deb" "$target"
+    apply_upgrade "$current" "$target"
+    upgrade_kubelet "$deb" "$target"
+    log "control plane $NODE_NAME runs $target"
+    printf '%s\n' "$target"
+}
+
+main "$@"
