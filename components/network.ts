@@ -49,6 +49,13 @@ export class ClusterNetwork extends pulumi.ComponentResource {
     readonly network: gcp.compute.Network;
     readonly subnet: gcp.compute.Subnetwork;
     readonly tags: NodeTags;
+    /**
+     * The rules provisioning and teardown need: SSH (22) for every remote command and drain,
+     * the API server (6443) for the Kubernetes provider, intra-cluster traffic for the cluster
+     * itself. Whatever runs on the nodes must depend on them (the VMs do), so that `destroy`
+     * removes them only after everything that needs them is gone.
+     */
+    readonly clusterRules: gcp.compute.Firewall[];
 
     constructor(name: string, args: ClusterNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:network:ClusterNetwork", name, {}, opts);
@@ -79,7 +86,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        new gcp.compute.Firewall(
+        const intraCluster = new gcp.compute.Firewall(
             `${name}-intra-cluster`,
             {
                 name: `${prefix}-intra-cluster`,
@@ -97,7 +104,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        new gcp.compute.Firewall(
+        const ssh = new gcp.compute.Firewall(
             `${name}-ssh`,
             {
                 name: `${prefix}-ssh`,
@@ -111,7 +118,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        new gcp.compute.Firewall(
+        const apiServer = new gcp.compute.Firewall(
             `${name}-api-server`,
             {
                 name: `${prefix}-api-server`,
@@ -124,6 +131,8 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+
+        this.clusterRules = [ssh, apiServer, intraCluster];
 
         this.registerOutputs({ network: this.network.id, subnet: this.subnet.id });
     }

@@ -142,7 +142,10 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     allowStoppingForUpdate: true,
                 },
                 // The name is fixed (it is the node's hostname), so a replacement must free it first.
-                { parent: this, deleteBeforeReplace: true },
+                // The firewall rules are dependencies so that they outlive, on destroy, everything
+                // that reaches the nodes: every remote command and the Kubernetes provider hang off
+                // these VMs (docs/lifecycle.md).
+                { parent: this, deleteBeforeReplace: true, dependsOn: args.network.clusterRules },
             );
             const externalIp = natIp ?? instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? "");
             const connection: command.types.input.remote.ConnectionArgs = {

@@ -208,6 +208,32 @@ export async function recordUnderMocks<T>(
     };
 }
 
+/**
+ * What `name` waits for on create and so outlives it on destroy (Pulumi deletes in reverse
+ * dependency order): data dependencies, `dependsOn`, its explicit provider, transitively. Depending
+ * on a component means depending on its children, as in Pulumi.
+ */
+export function transitiveDependencies(recording: Recording, name: string): Set<string> {
+    const direct = (r: RecordedResource): string[] => [
+        ...r.dataDependencies,
+        ...r.dependsOn,
+        ...(r.provider ? [r.provider] : []),
+        ...(r.custom ? [] : recording.resources.filter((c) => c.parent === r.name).map((c) => c.name)),
+    ];
+    const seen = new Set<string>();
+    const visit = (n: string) => {
+        const r = recording.resources.find((x) => x.name === n);
+        for (const d of r ? direct(r) : []) {
+            if (!seen.has(d)) {
+                seen.add(d);
+                visit(d);
+            }
+        }
+    };
+    visit(name);
+    return seen;
+}
+
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
 export async function runProgram(config: Record<string, string>, stack = "dev"): Promise<ProgramRun> {
     const allConfig: Record<string, string> = {};
