@@ -143,8 +143,10 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             `${name}-k8s`,
             {
                 kubeconfig: this.kubeconfig,
-                // `destroy` must not hang when the cluster is already gone with its VMs.
-                deleteUnreachable: true,
+                // No deleteUnreachable here: the provider applies it to `refresh` too, and a refresh
+                // from a host that cannot reach 6443 would drop every Kubernetes object from the
+                // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`,
+                // which sets PULUMI_K8S_DELETE_UNREACHABLE for that one command (docs/lifecycle.md).
             },
             { parent: this },
         );
