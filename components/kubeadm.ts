@@ -143,6 +143,12 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             `${name}-k8s`,
             {
                 kubeconfig: this.kubeconfig,
+                // The cluster is the one `kubeadm init` made: the provider is replaced (and with it
+                // every object deployed through it) only when init is. Without this, any change that
+                // re-reads the kubeconfig (a scale-out replaces cluster-ready) makes it unknown during
+                // preview, and the provider and every Kubernetes object would be shown as replaced
+                // (pulumi-kubernetes DiffConfig: a known, unchanged clusterIdentifier cancels that).
+                clusterIdentifier: pulumi.interpolate`${args.clusterName}/${init.id}`,
                 // No deleteUnreachable here: the provider applies it to `refresh` too, and a refresh
                 // from a host that cannot reach 6443 would drop every Kubernetes object from the
                 // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`,

@@ -3,7 +3,7 @@
  * where, what waits for what, and how long the chain from VM to Ready cluster is.
  */
 import { renderedMarker } from "../components/scripts";
-import { fakeStdout, ProgramRun, RecordedResource, runProgram } from "./helpers/program";
+import { fakeStdout, previewChanges, ProgramRun, RecordedResource, runProgram } from "./helpers/program";
 
 const minimal = { "gcp:project": "test-project" };
 
@@ -201,3 +201,49 @@ describe("kubeconfig and secrets", () => {
         ]);
     });
 });
+
+describe("previews of config changes (what a pull request's preview shows)", () => {
+    const kinds = (changes: Map<string, string>) => {
+        const out: Record<string, string[]> = {};
+        for (const [name, change] of [...changes.entries()].sort()) {
+            (out[change] ??= []).push(name.replace(/^k8s-dev-/, ""));
+        }
+        return out;
+    };
+
+    test("scale-out 2 -> 3 workers: one VM and its steps are created; in the cluster nothing changes", async () => {
+        const three = await runProgram({ ...minimal, workerCount: "3" });
+        const changes = previewChanges(run, three);
+        expect(kinds(changes)).toEqual(EXPECTED_SCALE_OUT);
+        // The provider is updated, not replaced, so no Kubernetes object is touched.
+        expect([...changes.keys()].filter((n) => run.resources.find((r) => r.name === n)?.type.startsWith("kubernetes:"))).toEqual([]);
+    });
+
+    test("scale-in 3 -> 2 workers: the last worker and its steps are deleted; in the cluster nothing changes", async () => {
+        const three = await runProgram({ ...minimal, workerCount: "3" });
+        const changes = previewChanges(three, run);
+        expect(kinds(changes)).toEqual(EXPECTED_SCALE_IN);
+    });
+
+    test("the provider's clusterIdentifier names the kubeadm init, so only a new cluster replaces the provider", () => {
+        const provider = run.one("pulumi:providers:kubernetes");
+        expect(provider.inputs.clusterIdentifier).toBe("k8s-dev/k8s-dev-cluster-control-plane-init-id");
+        expect(provider.propertyDependencies.clusterIdentifier).toEqual(["k8s-dev-cluster-control-plane-init"]);
+    });
+});
+
+/**
+ * The scale previews, as docs/lifecycle.md states them. cluster-ready is replaced because it waits
+ * for one more node; the provider is updated (its kubeconfig is re-read), never replaced.
+ */
+const workerThreeSteps = ["admit", "images", "join", "prepare"].map((s) => `cluster-worker-3-${s}`);
+const EXPECTED_SCALE_OUT = {
+    create: [...workerThreeSteps, "nodes-worker-3", "nodes-worker-3-ready"],
+    replace: ["cluster-cluster-ready"],
+    update: ["cluster-k8s", "lb-workers"],
+};
+const EXPECTED_SCALE_IN = {
+    delete: [...workerThreeSteps, "nodes-worker-3", "nodes-worker-3-ready"],
+    replace: ["cluster-cluster-ready"],
+    update: ["cluster-k8s", "lb-workers"],
+};

@@ -20,6 +20,11 @@ export interface RecordedResource {
     dependsOn: string[];
     /** Logical names of resources whose outputs flow into this resource's inputs. */
     dataDependencies: string[];
+    /** The same, per input property. */
+    propertyDependencies: Record<string, string[]>;
+    /** The `replacementTrigger` option, resolved, and the resources it was derived from. */
+    replacementTrigger?: unknown;
+    replacementTriggerDependencies: string[];
     /** Input property names that were secret. */
     secretInputs: string[];
     /** Output property names that the resource marks secret via additionalSecretOutputs. */
@@ -137,6 +142,8 @@ export async function recordUnderMocks<T>(
                 parent: parent && parent.constructor?.name !== "Stack" ? nameOf(parent) : undefined,
                 dependsOn: [],
                 dataDependencies: [],
+                propertyDependencies: {},
+                replacementTriggerDependencies: [],
                 secretInputs: [],
                 additionalSecretOutputs: [...(((args.opts as any).additionalSecretOutputs as string[] | undefined) ?? [])],
                 ignoreChanges: [...(args.opts.ignoreChanges ?? [])],
@@ -151,14 +158,31 @@ export async function recordUnderMocks<T>(
                     const dataDeps = new Set<string>();
                     const secretKeys = new Set<string>();
                     for (const [key, value] of Object.entries(args.props ?? {})) {
+                        const propDeps = new Set<string>();
                         for (const out of collectOutputs(value, pulumi)) {
                             for (const res of await (out as any).resources()) {
                                 dataDeps.add(nameOf(res));
+                                propDeps.add(nameOf(res));
                             }
                             if (await (out as any).isSecret) {
                                 secretKeys.add(key);
                             }
                         }
+                        propDeps.delete(args.name);
+                        if (propDeps.size > 0) {
+                            rec.propertyDependencies[key] = [...propDeps].sort();
+                        }
+                    }
+                    const trigger = (args.opts as any).replacementTrigger;
+                    if (trigger !== undefined) {
+                        const triggerDeps = new Set<string>();
+                        for (const out of collectOutputs({ trigger }, pulumi)) {
+                            for (const res of await (out as any).resources()) {
+                                triggerDeps.add(nameOf(res));
+                            }
+                        }
+                        rec.replacementTriggerDependencies = [...triggerDeps].sort();
+                        rec.replacementTrigger = pulumi.Output.isInstance(trigger) ? await promiseOf(trigger) : trigger;
                     }
                     rec.dataDependencies = [...dataDeps].filter((d) => d !== args.name).sort();
                     rec.secretInputs = [...secretKeys].sort();
@@ -232,6 +256,81 @@ export function transitiveDependencies(recording: Recording, name: string): Set<
     };
     visit(name);
     return seen;
+}
+
+export type Change = "create" | "update" | "replace" | "delete";
+
+/**
+ * What `pulumi preview` would show when the program moves from `before` to `after` (e.g. two
+ * configs): the PR preview, made testable. A model of the engine's diff, kept to the rules this
+ * program relies on:
+ *   - a resource only in `after` is created, one only in `before` deleted;
+ *   - a resource whose inputs differ, or depend on an output that is unknown during preview, is
+ *     updated; outputs of created and replaced resources are unknown during preview;
+ *   - it is replaced when the difference reaches a property that forces replacement: a command's
+ *     `triggers`, a `replacementTrigger`, or a Kubernetes provider's `kubeconfig` unless the
+ *     provider has a known, unchanged `clusterIdentifier` (pulumi-kubernetes DiffConfig);
+ *   - a resource whose explicit provider is replaced is replaced.
+ * Resources with no change are left out of the result.
+ */
+export function previewChanges(before: Recording, after: Recording): Map<string, Change> {
+    const changes = new Map<string, Change>();
+    const unknownOutputs = new Set<string>();
+    const previous = new Map(before.resources.map((r) => [r.name, r]));
+    const current = new Map(after.resources.map((r) => [r.name, r]));
+    const done = new Set<string>();
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const visit = (r: RecordedResource) => {
+        if (done.has(r.name)) {
+            return;
+        }
+        done.add(r.name);
+        for (const d of [...r.dataDependencies, ...r.replacementTriggerDependencies, ...(r.provider ? [r.provider] : [])]) {
+            const dep = current.get(d);
+            if (dep) {
+                visit(dep);
+            }
+        }
+        if (!r.custom) {
+            return;
+        }
+        const old = previous.get(r.name);
+        if (!old) {
+            changes.set(r.name, "create");
+            unknownOutputs.add(r.name);
+            return;
+        }
+        const keys = new Set([...Object.keys(old.inputs), ...Object.keys(r.inputs)]);
+        const unknown = (k: string) => (r.propertyDependencies[k] ?? []).some((d) => unknownOutputs.has(d));
+        const changed = [...keys].filter((k) => unknown(k) || !same(old.inputs[k], r.inputs[k]));
+        const forcesReplace = (k: string): boolean => {
+            if (r.type.startsWith("command:")) {
+                return k === "triggers";
+            }
+            if (r.type === "pulumi:providers:kubernetes" && k === "kubeconfig") {
+                const id = "clusterIdentifier";
+                return r.inputs[id] === undefined || unknown(id) || !same(old.inputs[id], r.inputs[id]);
+            }
+            return false;
+        };
+        const triggerChanged =
+            r.replacementTrigger !== undefined &&
+            (r.replacementTriggerDependencies.some((d) => unknownOutputs.has(d)) || !same(old.replacementTrigger, r.replacementTrigger));
+        const providerReplaced = r.provider !== undefined && changes.get(r.provider) === "replace";
+        if (triggerChanged || providerReplaced || changed.some(forcesReplace)) {
+            changes.set(r.name, "replace");
+            unknownOutputs.add(r.name);
+        } else if (changed.length > 0) {
+            changes.set(r.name, "update");
+        }
+    };
+    after.resources.forEach(visit);
+    for (const r of before.resources) {
+        if (r.custom && !current.has(r.name)) {
+            changes.set(r.name, "delete");
+        }
+    }
+    return changes;
 }
 
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
