@@ -238,12 +238,30 @@ describe("previews of config changes (what a pull request's preview shows)", () 
  */
 const workerThreeSteps = ["admit", "images", "join", "prepare"].map((s) => `cluster-worker-3-${s}`);
 const EXPECTED_SCALE_OUT = {
-    create: [...workerThreeSteps, "nodes-worker-3", "nodes-worker-3-ready"],
-    replace: ["cluster-cluster-ready"],
-    update: ["cluster-k8s", "lb-workers"],
+    create: [...workerThreeSteps, "lb-member-3", "nodes-worker-3", "nodes-worker-3-ready"],
+    // The HTTP check re-runs because the load balancer path has one more member.
+    replace: ["app-reachable", "cluster-cluster-ready"],
+    update: ["cluster-k8s"],
 };
 const EXPECTED_SCALE_IN = {
-    delete: [...workerThreeSteps, "nodes-worker-3", "nodes-worker-3-ready"],
-    replace: ["cluster-cluster-ready"],
-    update: ["cluster-k8s", "lb-workers"],
+    delete: [...workerThreeSteps, "lb-member-3", "nodes-worker-3", "nodes-worker-3-ready"],
+    replace: ["app-reachable", "cluster-cluster-ready"],
+    update: ["cluster-k8s"],
 };
+/** Everything on the new VM runs again; the control plane only re-admits it and re-reads the kubeconfig. */
+const EXPECTED_WORKER_REPLACED = Object.fromEntries(
+    [
+        ...["nodes-worker-1", "nodes-worker-1-ready", "lb-member-1", "app-reachable", "cluster-cluster-ready"],
+        ...["admit", "images", "join", "prepare"].map((s) => `cluster-worker-1-${s}`),
+    ]
+        .map((n) => [`k8s-dev-${n}`, "replace"])
+        .concat([["k8s-dev-cluster-k8s", "update"]])
+        .sort(),
+);
+
+describe("previews of VM replacements", () => {
+    test("a worker VM replaced: its steps run again, its membership is renewed, the HTTP check re-runs; nothing in the cluster is replaced", () => {
+        const changes = previewChanges(run, run, { replace: ["k8s-dev-nodes-worker-1"] });
+        expect(Object.fromEntries([...changes.entries()].sort())).toEqual(EXPECTED_WORKER_REPLACED);
+    });
+});

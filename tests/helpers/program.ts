@@ -270,10 +270,11 @@ export type Change = "create" | "update" | "replace" | "delete";
  *   - it is replaced when the difference reaches a property that forces replacement: a command's
  *     `triggers`, a `replacementTrigger`, or a Kubernetes provider's `kubeconfig` unless the
  *     provider has a known, unchanged `clusterIdentifier` (pulumi-kubernetes DiffConfig);
- *   - a resource whose explicit provider is replaced is replaced.
+ *   - a resource whose explicit provider is replaced is replaced;
+ *   - `replace` names resources replaced regardless (as `pulumi up --replace`, or a VM recreated).
  * Resources with no change are left out of the result.
  */
-export function previewChanges(before: Recording, after: Recording): Map<string, Change> {
+export function previewChanges(before: Recording, after: Recording, options: { replace?: string[] } = {}): Map<string, Change> {
     const changes = new Map<string, Change>();
     const unknownOutputs = new Set<string>();
     const previous = new Map(before.resources.map((r) => [r.name, r]));
@@ -317,7 +318,7 @@ export function previewChanges(before: Recording, after: Recording): Map<string,
             r.replacementTrigger !== undefined &&
             (r.replacementTriggerDependencies.some((d) => unknownOutputs.has(d)) || !same(old.replacementTrigger, r.replacementTrigger));
         const providerReplaced = r.provider !== undefined && changes.get(r.provider) === "replace";
-        if (triggerChanged || providerReplaced || changed.some(forcesReplace)) {
+        if (options.replace?.includes(r.name) || triggerChanged || providerReplaced || changed.some(forcesReplace)) {
             changes.set(r.name, "replace");
             unknownOutputs.add(r.name);
         } else if (changed.length > 0) {
