@@ -233,6 +233,7 @@ export class HttpGoApp extends pulumi.ComponentResource {
                 },
                 triggers: [args.loadBalancerIp, pulumi.jsonStringify(this.deployment.spec.template), args.trafficPath],
                 logging: "stderr",
+                addPreviousOutputInEnv: false,
             },
             { parent: this },
         );

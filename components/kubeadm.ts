@@ -50,13 +50,14 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     connection: node.connection,
                     create: run("prepare-node", { K8S_MINOR: args.kubernetesVersion, CONTAINERD_MINOR: versions.containerdMinor }),
                     triggers: [node.ready.id],
+                    addPreviousOutputInEnv: false,
                 },
                 { parent: this },
             );
         const pullImages = (node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>) =>
             new command.remote.Command(
                 step(node, "images"),
-                { connection: node.connection, create: run("pull-images", env), triggers: [prepared.id] },
+                { connection: node.connection, create: run("pull-images", env), triggers: [prepared.id], addPreviousOutputInEnv: false },
                 { parent: this },
             );
 
@@ -80,6 +81,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     FLANNEL_MANIFEST_URL: flannelManifestUrl(),
                 }),
                 triggers: [cpImages.id],
+                addPreviousOutputInEnv: false,
             },
             { parent: this },
         );
@@ -115,6 +117,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     // The join line carries the token: it travels as stdin, never in the script text.
                     stdin: pulumi.secret(admission.stdout),
                     triggers: [prepared.id],
+                    addPreviousOutputInEnv: false,
                 },
                 { parent: this },
             );
@@ -138,7 +141,9 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         );
 
         this.kubeconfig = pulumi.secret(clusterReady.stdout);
-        this.nodeNames = clusterReady.stdout.apply(() => allNodes);
+        // From the step's id, not its stdout: the stdout is the (secret) kubeconfig, and whatever is
+        // derived from a secret is secret too, which would hide the node names in `stack output`.
+        this.nodeNames = clusterReady.id.apply(() => allNodes);
         this.provider = new k8s.Provider(
             `${name}-k8s`,
             {

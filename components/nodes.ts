@@ -163,6 +163,7 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     create: "hostname",
                     // A replaced VM is a new machine: everything provisioned on it must run again.
                     triggers: [instance.instanceId],
+                    addPreviousOutputInEnv: false,
                 },
                 { parent: this },
             );

@@ -145,6 +145,20 @@ describe("provisioning steps", () => {
 });
 
 describe("kubeconfig and secrets", () => {
+    test("nodeNames is a plain output, though it is known only once the (secret) kubeconfig is", () => {
+        expect(run.outputs.nodeNames).toEqual(["k8s-dev-control-plane", "k8s-dev-worker-1", "k8s-dev-worker-2"]);
+        expect(run.secretOutputs).not.toContain("nodeNames");
+        expect(run.secretOutputs).toContain("kubeconfig");
+    });
+
+    test("no command gets its previous output in its environment (a re-run would warn, and it could carry a secret)", () => {
+        const all = run.resources.filter((r) => r.type.startsWith("command:"));
+        expect(all.length).toBeGreaterThan(10);
+        for (const c of all) {
+            expect({ name: c.name, addPreviousOutputInEnv: c.inputs.addPreviousOutputInEnv }).toEqual({ name: c.name, addPreviousOutputInEnv: false });
+        }
+    });
+
     test("the kubeconfig is read after every node is Ready, from the control plane, without logs", () => {
         const ready = cmd(run, "-cluster-ready");
         expect(hostOf(ready)).toBe(cpHost(run));

@@ -121,7 +121,14 @@ export async function recordUnderMocks<T>(
                     // A provider reference is "<urn>::<id>"; the URN ends in "::<name>".
                     rec.provider = args.provider ? args.provider.split("::")[3] : undefined;
                 }
-                return { id: `${args.name}-id`, state: state(args.type, args.name, args.inputs) };
+                // As the engine does: outputs named in additionalSecretOutputs come back secret.
+                const out = state(args.type, args.name, args.inputs);
+                for (const key of rec?.additionalSecretOutputs ?? []) {
+                    if (key in out) {
+                        out[key] = { [secretSig]: secretValueSig, value: out[key] };
+                    }
+                }
+                return { id: `${args.name}-id`, state: out };
             },
             call: (args) => args.inputs,
         },
@@ -374,6 +381,7 @@ export function collectOutputs(value: unknown, pulumi: typeof pulumiType, seen =
 }
 
 const secretSig = "4dabf18193072939515e22adb298388d";
+const secretValueSig = "1b47061264138c4ac30d75fd1eb44270";
 
 /** Provider inputs arrive with secrets still wrapped; tests read plain values (secretInputs says which were secret). */
 function unwrapSecrets(value: any): any {
