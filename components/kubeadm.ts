@@ -23,9 +23,10 @@ export interface KubeadmClusterArgs {
  * Turns the VMs into a Kubernetes cluster with kubeadm over SSH.
  *
  * Every node prepares in parallel; workers wait for the control plane only to join, each with a
- * token minted for it at that moment. The kubeconfig (and so the provider) exists only once every
- * node is Ready, so nothing deployed through the provider races the cluster. The sequence is
- * in docs/provisioning.md; the graph's shape is held by tests/provisioning-graph.test.ts.
+ * token minted for it once it is prepared and revoked once it has joined. The kubeconfig (and so
+ * the provider) exists only once every node is Ready, so nothing deployed through the provider
+ * races the cluster. The sequence is in docs/provisioning.md, each lifecycle transition in
+ * docs/lifecycle.md; the graph's shape is held by tests/provisioning.test.ts.
  */
 export class KubeadmCluster extends pulumi.ComponentResource {
     /** Admin kubeconfig naming the API server's public IP; secret; only known once all nodes are Ready. */
@@ -94,22 +95,22 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 MANIFEST_URLS: flannelManifestUrl(),
                 IMAGES: (args.workerImages ?? []).join(" "),
             });
-            // The control plane's record of this worker: it mints the worker's join token when the
-            // worker is created (bootstrap tokens expire, so none is kept for later scale-outs) and,
-            // when the worker is removed, drains and deletes its node before the VM goes.
+            // The control plane's record of this worker. Created once the worker is prepared, it
+            // mints the worker's join token just before the join; when the worker is removed (or
+            // replaced), it drains and deletes its node before the VM goes.
             const admission = new command.remote.Command(
                 step(worker, "admit"),
                 {
                     connection: cp.connection,
                     create: run("join-token", { WORKER_NAME: worker.name }),
                     delete: run("drain-node", { NODE_NAME: worker.name }),
-                    triggers: [init.id, worker.instance.instanceId],
+                    triggers: [init.id, prepared.id],
                     logging: "none",
                     addPreviousOutputInEnv: false,
                 },
                 { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true },
             );
-            return new command.remote.Command(
+            const join = new command.remote.Command(
                 step(worker, "join"),
                 {
                     connection: worker.connection,
@@ -121,6 +122,20 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 },
                 { parent: this },
             );
+            // The token does not expire (a failed join leaves nothing in the state, so a re-run,
+            // however much later, feeds the join the same line again); it dies here, once used.
+            // Re-run for every new token: the admit step's id changes with each one.
+            new command.remote.Command(
+                step(worker, "revoke-token"),
+                {
+                    connection: cp.connection,
+                    create: run("revoke-join-token", { WORKER_NAME: worker.name }),
+                    triggers: [join.id, admission.id],
+                    addPreviousOutputInEnv: false,
+                },
+                { parent: this },
+            );
+            return join;
         });
 
         const allNodes = [cp.name, ...nodes.workers.map((w) => w.name)];

@@ -3,7 +3,7 @@
  * where, what waits for what, and how long the chain from VM to Ready cluster is.
  */
 import { renderedMarker } from "../components/scripts";
-import { fakeStdout, previewChanges, ProgramRun, RecordedResource, runProgram } from "./helpers/program";
+import { fakeStdout, previewChanges, ProgramRun, RecordedResource, runProgram, transitiveDependencies } from "./helpers/program";
 
 const minimal = { "gcp:project": "test-project" };
 
@@ -79,7 +79,7 @@ describe("provisioning steps", () => {
         expect(init.inputs.create).toContain("export FLANNEL_MANIFEST_URL='https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml'");
     });
 
-    test("each worker joins once, after init, with a token minted for it on the control plane", () => {
+    test("each worker joins once, after init, with a token minted for it on the control plane once it is prepared", () => {
         const graph = commandGraph(run);
         for (const worker of ["worker-1", "worker-2"]) {
             const admit = cmd(run, `-${worker}-admit`);
@@ -88,7 +88,9 @@ describe("provisioning steps", () => {
             expect(admit.inputs.create).toContain(`export WORKER_NAME='k8s-dev-${worker}'`);
             expect(admit.inputs.create).toContain(renderedMarker("join-token"));
             expect(join.inputs.create).toContain(renderedMarker("kubeadm-join"));
-            expect(graph.get(admit.name)).toEqual(["k8s-dev-cluster-control-plane-init"]);
+            // The token step depends on the worker's preparation: minted just before the join.
+            expect(graph.get(admit.name)!.sort()).toEqual(["k8s-dev-cluster-control-plane-init", `k8s-dev-cluster-${worker}-prepare`]);
+            expect(admit.inputs.triggers).toEqual(["k8s-dev-cluster-control-plane-init-id", `k8s-dev-cluster-${worker}-prepare-id`]);
             expect(hostOf(join)).not.toBe(cpHost(run));
             expect(join.inputs.stdin).toBe(fakeStdout(admit.name));
             expect(graph.get(join.name)!.sort()).toEqual([admit.name, `k8s-dev-cluster-${worker}-prepare`].sort());
@@ -129,7 +131,7 @@ describe("provisioning steps", () => {
         expect(admit.inputs.delete).toContain(renderedMarker("drain-node"));
         expect(hostOf(admit)).toBe(cpHost(run));
         // Deleted before the VM because it depends on it.
-        expect(admit.dataDependencies).toContain("k8s-dev-nodes-worker-2");
+        expect(transitiveDependencies(run, admit.name)).toContain("k8s-dev-nodes-worker-2");
     });
 
     test("scaling out leaves the existing workers' steps untouched", async () => {
@@ -141,6 +143,44 @@ describe("provisioning steps", () => {
             expect(bigger.get(c.name).inputs).toEqual(c.inputs);
         }
         expect(cmd(bigger, "-worker-3-admit").inputs.create).toContain("export WORKER_NAME='k8s-dev-worker-3'");
+    });
+});
+
+describe("join tokens across re-runs", () => {
+    /** The state after an `up` where `failed` failed to create: it and everything after it are absent. */
+    const stateAfterFailure = (failed: string) => {
+        const gone = new Set(run.resources.filter((r) => r.name === failed || transitiveDependencies(run, r.name).has(failed)).map((r) => r.name));
+        return { ...run, resources: run.resources.filter((r) => !gone.has(r.name)) };
+    };
+
+    test("a re-run after a failed join creates the join (and what follows) again, and leaves the token step alone", () => {
+        // pulumi-command 1.2.1 returns a plain error from a failed create: nothing is kept in the
+        // state, so the next `up` creates the join again from the token step's stored output.
+        const changes = previewChanges(stateAfterFailure("k8s-dev-cluster-worker-2-join"), run);
+        expect(changes.get("k8s-dev-cluster-worker-2-join")).toBe("create");
+        expect(changes.get("k8s-dev-cluster-worker-2-revoke-token")).toBe("create");
+        expect(changes.has("k8s-dev-cluster-worker-2-admit")).toBe(false);
+        expect(cmd(run, "-worker-2-join").inputs.stdin).toBe(fakeStdout("k8s-dev-cluster-worker-2-admit"));
+        // So the stored token must still be valid then, at any later time: it is minted without
+        // expiry (tests/scripts/join.test.ts) and revoked only once the join has succeeded.
+        expect(cmd(run, "-worker-2-admit").inputs.create).toContain(renderedMarker("join-token"));
+    });
+
+    test("each token is revoked on the control plane after its join, and again for every new token", () => {
+        const graph = commandGraph(run);
+        for (const worker of ["worker-1", "worker-2"]) {
+            const revoke = cmd(run, `-${worker}-revoke-token`);
+            expect(hostOf(revoke)).toBe(cpHost(run));
+            expect(revoke.inputs.create).toContain(renderedMarker("revoke-join-token"));
+            expect(revoke.inputs.create).toContain(`export WORKER_NAME='k8s-dev-${worker}'`);
+            expect(revoke.inputs.triggers).toEqual([`k8s-dev-cluster-${worker}-join-id`, `k8s-dev-cluster-${worker}-admit-id`]);
+            expect(graph.get(revoke.name)!.sort()).toEqual([`k8s-dev-cluster-${worker}-admit`, `k8s-dev-cluster-${worker}-join`]);
+        }
+    });
+
+    test("steady state: a second evaluation changes nothing", async () => {
+        const again = await runProgram(minimal);
+        expect(previewChanges(run, again)).toEqual(new Map());
     });
 });
 
@@ -250,7 +290,7 @@ describe("previews of config changes (what a pull request's preview shows)", () 
  * The scale previews, as docs/lifecycle.md states them. cluster-ready is replaced because it waits
  * for one more node; the provider is updated (its kubeconfig is re-read), never replaced.
  */
-const workerThreeSteps = ["admit", "images", "join", "prepare"].map((s) => `cluster-worker-3-${s}`);
+const workerThreeSteps = ["admit", "images", "join", "prepare", "revoke-token"].map((s) => `cluster-worker-3-${s}`);
 const EXPECTED_SCALE_OUT = {
     create: [...workerThreeSteps, "lb-member-3", "nodes-worker-3", "nodes-worker-3-ready"],
     // The HTTP check re-runs because the load balancer path has one more member.
@@ -266,7 +306,7 @@ const EXPECTED_SCALE_IN = {
 const EXPECTED_WORKER_REPLACED = Object.fromEntries(
     [
         ...["nodes-worker-1", "nodes-worker-1-ready", "lb-member-1", "app-reachable", "cluster-cluster-ready"],
-        ...["admit", "images", "join", "prepare"].map((s) => `cluster-worker-1-${s}`),
+        ...["admit", "images", "join", "prepare", "revoke-token"].map((s) => `cluster-worker-1-${s}`),
     ]
         .map((n) => [`k8s-dev-${n}`, "replace"])
         .concat([["k8s-dev-cluster-k8s", "update"]])

@@ -119,3 +119,18 @@ require_match() {
 IPV4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$'
 CIDR4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$'
 NODE_NAME_RE='^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'
+
+# delete_join_tokens WORKER: deletes every bootstrap token join-token.sh minted for WORKER (their
+# description is "join WORKER"), so no join token outlives the join it was for. Token values are
+# only held in memory, never printed; the log names token ids, which are not secret.
+delete_join_tokens() {
+    local worker="$1" listing line id
+    listing="$(kubeadm token list --kubeconfig "$ADMIN_CONF" -o jsonpath='{.token}{" "}{.description}{"\n"}')" || return 1
+    while IFS= read -r line; do
+        [[ ${line#* } == "join $worker" ]] || continue
+        id="${line%%.*}"
+        [[ $id =~ ^[a-z0-9]{6}$ ]] || continue
+        kubeadm token delete --kubeconfig "$ADMIN_CONF" "$id" >/dev/null || return 1
+        log "deleted bootstrap token $id (join $worker)"
+    done <<<"$listing"
+}

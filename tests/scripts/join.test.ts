@@ -1,4 +1,4 @@
-import { callsTo, createSandbox, existsRoot, removeSandboxes, runScript, Sandbox, tokenLike, writeRoot } from "./harness";
+import { callsTo, createSandbox, existsRoot, hasState, removeSandboxes, runScript, Sandbox, setState, tokenLike, writeRoot } from "./harness";
 
 const token = "abcdef.0123456789abcdef";
 const hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -13,15 +13,31 @@ function controlPlane(): Sandbox {
 afterAll(removeSandboxes);
 
 describe("join-token.sh", () => {
-    test("prints exactly one line: the join command of a fresh 30-minute token for the worker", () => {
+    test("prints exactly one line: the join command of a token for the worker that lives until it has joined", () => {
         const sb = controlPlane();
         const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" });
         expect(result.status).toBe(0);
         // kubeadm's trailing space is gone; nothing but the line and its newline.
         expect(result.stdout).toBe(`${joinLine}\n`);
-        expect(callsTo(sb, "kubeadm")).toEqual([
-            `kubeadm token create --kubeconfig ${sb.root}/etc/kubernetes/admin.conf --ttl 30m --description join k8s-worker-1 --print-join-command`,
+        // --ttl 0: Pulumi may hand this line to a re-run of a failed join at any later time.
+        expect(callsTo(sb, "kubeadm").filter((c) => c.startsWith("kubeadm token create"))).toEqual([
+            `kubeadm token create --kubeconfig ${sb.root}/etc/kubernetes/admin.conf --ttl 0 --description join k8s-worker-1 --print-join-command`,
         ]);
+        expect(result.stderr).not.toMatch(tokenLike);
+    });
+
+    test("deletes the worker's earlier tokens before minting, and no other worker's", () => {
+        const sb = controlPlane();
+        setState(sb, "tokens/oldold.0123456789abcdef", "join k8s-worker-1");
+        setState(sb, "tokens/other1.0123456789abcdef", "join k8s-worker-10");
+        const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "kubeadm").filter((c) => c.startsWith("kubeadm token delete"))).toEqual([
+            `kubeadm token delete --kubeconfig ${sb.root}/etc/kubernetes/admin.conf oldold`,
+        ]);
+        expect(hasState(sb, "tokens/oldold.0123456789abcdef")).toBe(false);
+        expect(hasState(sb, "tokens/other1.0123456789abcdef")).toBe(true);
+        expect(hasState(sb, `tokens/${token}`)).toBe(true);
         expect(result.stderr).not.toMatch(tokenLike);
     });
 
@@ -48,7 +64,7 @@ describe("join-token.sh", () => {
         const result = runScript(sb, "join-token", { WORKER_NAME: "k8s-worker-1" }, { env: { STUB_TOKEN_FAIL: "1", RETRY_ATTEMPTS: "3" } });
         expect(result.status).not.toBe(0);
         expect(result.stdout).toBe("");
-        expect(callsTo(sb, "kubeadm")).toHaveLength(3);
+        expect(callsTo(sb, "kubeadm").filter((c) => c.startsWith("kubeadm token create"))).toHaveLength(3);
     });
 
     test("fails on a node that is not an initialised control plane", () => {
@@ -57,6 +73,30 @@ describe("join-token.sh", () => {
         expect(result.status).not.toBe(0);
         expect(result.stderr).toMatch(/admin\.conf not found/);
         expect(callsTo(sb, "kubeadm")).toEqual([]);
+    });
+});
+
+describe("revoke-join-token.sh", () => {
+    test("after the join, deletes every token of that worker and no other's; a second run finds none", () => {
+        const sb = controlPlane();
+        setState(sb, `tokens/${token}`, "join k8s-worker-1");
+        setState(sb, "tokens/other1.0123456789abcdef", "join k8s-worker-2");
+        const first = runScript(sb, "revoke-join-token", { WORKER_NAME: "k8s-worker-1" });
+        expect(first.status).toBe(0);
+        expect(first.stdout).toBe("");
+        expect(hasState(sb, `tokens/${token}`)).toBe(false);
+        expect(hasState(sb, "tokens/other1.0123456789abcdef")).toBe(true);
+        expect(first.stderr).not.toMatch(tokenLike);
+        const second = runScript(sb, "revoke-join-token", { WORKER_NAME: "k8s-worker-1" });
+        expect(second.status).toBe(0);
+        expect(callsTo(sb, "kubeadm").filter((c) => c.startsWith("kubeadm token delete"))).toHaveLength(1);
+    });
+
+    test("fails on a node that is not an initialised control plane", () => {
+        const sb = createSandbox();
+        const result = runScript(sb, "revoke-join-token", { WORKER_NAME: "k8s-worker-1" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/admin\.conf not found/);
     });
 });
 
