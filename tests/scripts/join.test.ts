@@ -1,4 +1,8 @@
-import { callsTo, createSandbox, existsRoot, hasState, removeSandboxes, runScript, Sandbox, setState, tokenLike, writeRoot } from "./harness";
+import { spawnSync } from "child_process";
+import { createHash, createPublicKey } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { callsTo, createSandbox, existsRoot, hasState, readRoot, removeSandboxes, runScript, Sandbox, setState, tokenLike, writeRoot } from "./harness";
 
 const token = "abcdef.0123456789abcdef";
 const hash = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -156,6 +160,63 @@ describe("kubeadm-join.sh", () => {
     test("resets the leftovers of an unfinished join before joining", () => {
         const sb = createSandbox();
         writeRoot(sb, "etc/kubernetes/pki/ca.crt", "stale");
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: joinLine });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "kubeadm").map((l) => l.split(" ").slice(0, 2).join(" "))).toEqual(["kubeadm reset", "kubeadm join"]);
+    });
+});
+
+/** A self-signed CA certificate (as kubeadm's /etc/kubernetes/pki/ca.crt) and its kubeadm pin. */
+function newCa(dir: string): { pem: string; pin: string } {
+    const key = path.join(dir, "ca.key");
+    const crt = path.join(dir, "ca.crt");
+    const r = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-subj", "/CN=kubernetes", "-days", "1"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const pem = fs.readFileSync(crt, "utf8");
+    const spki = createPublicKey(pem).export({ type: "spki", format: "der" });
+    return { pem, pin: `sha256:${createHash("sha256").update(spki).digest("hex")}` };
+}
+
+describe("kubeadm-join.sh after the control plane changed", () => {
+    /** A worker that joined the cluster whose CA is `ca`. */
+    function joinedWorker(ca: { pem: string }): Sandbox {
+        const sb = createSandbox();
+        writeRoot(sb, "etc/kubernetes/kubelet.conf", "kubelet config of the old cluster");
+        writeRoot(sb, "etc/kubernetes/pki/ca.crt", ca.pem);
+        return sb;
+    }
+
+    test("joined to this cluster (same CA as the join line pins): nothing to do", () => {
+        const sb0 = createSandbox();
+        const ca = newCa(sb0.dir);
+        const sb = joinedWorker(ca);
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: joinLine.replace(hash, ca.pin) });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+        expect(result.stderr).toMatch(/already joined this cluster/);
+    });
+
+    test("joined to another cluster (the control plane was re-initialised): reset, then join the new one", () => {
+        const sb0 = createSandbox();
+        const oldCa = newCa(sb0.dir);
+        const newCluster = newCa(sb0.dir);
+        expect(newCluster.pin).not.toBe(oldCa.pin);
+        const sb = joinedWorker(oldCa);
+        const line = joinLine.replace(hash, newCluster.pin);
+        const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: line });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "kubeadm")).toEqual([
+            "kubeadm reset -f",
+            `kubeadm join 10.240.0.2:6443 --token ${token} --discovery-token-ca-cert-hash ${newCluster.pin} --node-name k8s-worker-1 --cri-socket unix:///run/containerd/containerd.sock`,
+        ]);
+        expect(result.stderr).toMatch(/joined to another cluster/);
+        expect(result.stderr).not.toContain(token);
+        expect(readRoot(sb, "etc/kubernetes/kubelet.conf")).toBe("kubelet config\n");
+    });
+
+    test("a kubelet.conf without a CA counts as another cluster's: reset and join", () => {
+        const sb = createSandbox();
+        writeRoot(sb, "etc/kubernetes/kubelet.conf", "orphan");
         const result = runScript(sb, "kubeadm-join", { NODE_NAME: "k8s-worker-1" }, { input: joinLine });
         expect(result.status).toBe(0);
         expect(callsTo(sb, "kubeadm").map((l) => l.split(" ").slice(0, 2).join(" "))).toEqual(["kubeadm reset", "kubeadm join"]);
