@@ -319,3 +319,45 @@ describe("previews of VM replacements", () => {
         expect(Object.fromEntries([...changes.entries()].sort())).toEqual(EXPECTED_WORKER_REPLACED);
     });
 });
+
+describe("previews of the other transitions in docs/lifecycle.md", () => {
+    test("control-plane VM replaced: a new cluster; every worker re-joins it in place and everything in it is recreated", () => {
+        const changes = previewChanges(run, run, { replace: ["k8s-dev-nodes-control-plane"] });
+        const of = (n: string) => changes.get(`k8s-dev-${n}`);
+        for (const s of ["ready"]) {
+            expect(of(`nodes-control-plane-${s}`)).toBe("replace");
+        }
+        for (const s of ["prepare", "images", "init"]) {
+            expect(of(`cluster-control-plane-${s}`)).toBe("replace");
+        }
+        for (const w of ["worker-1", "worker-2"]) {
+            // A new token from the new control plane; the join re-runs on the same VM (an update:
+            // kubeadm-join.sh sees the CA change, resets and joins the new cluster).
+            expect([of(`cluster-${w}-admit`), of(`cluster-${w}-join`), of(`cluster-${w}-revoke-token`)]).toEqual(["replace", "update", "replace"]);
+            expect([of(`nodes-${w}`), of(`nodes-${w}-ready`), of(`cluster-${w}-prepare`), of(`cluster-${w}-images`)]).toEqual([undefined, undefined, undefined, undefined]);
+        }
+        // The provider names a new cluster (a new init), so every Kubernetes object is created anew.
+        expect(of("cluster-k8s")).toBe("replace");
+        const k8sObjects = run.resources.filter((r) => r.custom && r.type.startsWith("kubernetes:"));
+        expect(k8sObjects.length).toBeGreaterThan(5);
+        for (const o of k8sObjects) {
+            expect({ name: o.name, change: changes.get(o.name) }).toEqual({ name: o.name, change: "replace" });
+        }
+        // The API address, the network and the load balancer stay.
+        expect([...changes.keys()].filter((n) => run.get(n).type.startsWith("gcp:")).sort()).toEqual(["k8s-dev-nodes-control-plane"]);
+    });
+
+    test("machine type change: the VMs are updated in place, nothing else changes in the preview", async () => {
+        const bigger = await runProgram({ ...minimal, machineType: "e2-standard-2" });
+        const changes = previewChanges(run, bigger);
+        expect(Object.fromEntries(changes)).toEqual({
+            "k8s-dev-nodes-control-plane": "update",
+            "k8s-dev-nodes-worker-1": "update",
+            "k8s-dev-nodes-worker-2": "update",
+        });
+        for (const vm of bigger.byType("gcp:compute/instance:Instance")) {
+            // Stop, resize, start: no replacement, so no new VM and no re-provisioning.
+            expect(vm.inputs.allowStoppingForUpdate).toBe(true);
+        }
+    });
+});
