@@ -154,7 +154,10 @@ export async function recordUnderMocks<T>(
                 secretInputs: [],
                 additionalSecretOutputs: [...(((args.opts as any).additionalSecretOutputs as string[] | undefined) ?? [])],
                 ignoreChanges: [...(args.opts.ignoreChanges ?? [])],
-                custom: (args.resource as any).constructor?.name !== "ComponentResource" && !args.type.startsWith(`${projectName}:`),
+                // instanceof, not isInstance: the transformation runs inside the constructor, before
+                // CustomResource sets its marker; the prototype is already in place. A remote
+                // component (helm.v4.Chart) is a component, not a custom resource.
+                custom: args.resource instanceof pulumi.CustomResource,
             };
             recorded.set(`${args.type}::${args.name}`, rec);
             pending.push(
