@@ -189,10 +189,22 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
             parent,
         );
 
-        const rule = (f: gcp.compute.Firewall) => ({ id: f.id, created: f.creationTimestamp, sourceRanges: f.sourceRanges, destinationRanges: f.destinationRanges, allows: f.allows, targetTags: f.targetTags });
+        // Creation times change when a part is recreated under the same name (its id would not);
+        // the backend service's fingerprint changes with every update of it; a member's VM is
+        // identified by its instance id, which changes when the VM is replaced.
+        const rule = (f: gcp.compute.Firewall) => ({
+            id: f.id,
+            created: f.creationTimestamp,
+            sourceRanges: f.sourceRanges,
+            destinationRanges: f.destinationRanges,
+            allows: f.allows,
+            targetTags: f.targetTags,
+        });
+        const fr = this.forwardingRule;
+        const bs = this.backendService;
         this.trafficPath = pulumi.jsonStringify({
-            forwardingRule: { id: this.forwardingRule.id, created: this.forwardingRule.creationTimestamp, ipAddress: this.forwardingRule.ipAddress, ports: this.forwardingRule.ports },
-            backendService: { id: this.backendService.id, created: this.backendService.creationTimestamp, fingerprint: this.backendService.fingerprint },
+            forwardingRule: { id: fr.id, created: fr.creationTimestamp, ipAddress: fr.ipAddress, ports: fr.ports },
+            backendService: { id: bs.id, created: bs.creationTimestamp, fingerprint: bs.fingerprint },
             members: this.memberships.map((m, i) => ({ id: m.id, instanceId: args.workerInstances[i].instanceId })),
             firewalls: [rule(this.httpFirewall), rule(this.healthCheckFirewall)],
         });
