@@ -9,7 +9,8 @@
 #   2. runs `pulumi destroy` with PULUMI_K8S_DELETE_UNREACHABLE=true, so the Kubernetes provider drops
 #      the objects of the unreachable cluster from the state instead of failing, and everything else
 #      (VMs, load balancer, addresses, rules, network) is deleted as usual.
-# Only for that situation: on a healthy stack use `pulumi destroy`. The variable is set for this one
+# Only for that situation: on a healthy stack use `pulumi destroy` (this command refuses to run
+# while something answers on the stack's API endpoint). The variable is set for this one
 # command only, never in the stack's config, because the provider applies it to `refresh` too
 # (docs/lifecycle.md). Extra arguments go to `pulumi destroy` (e.g. --stack dev --yes).
 set -euo pipefail
@@ -29,6 +30,17 @@ for ((i = 1; i <= $#; i++)); do
 	--stack=*) stack_args=("${!i}") ;;
 	esac
 done
+
+# Refuse on a live cluster: dropping its objects from the state and then declining (or failing) the
+# destroy would orphan them. Anything accepting a connection on the API endpoint counts as live.
+endpoint="$(pulumi stack output "${stack_args[@]}" apiEndpoint 2>/dev/null || true)"
+if [[ -n $endpoint && -z ${DESTROY_UNREACHABLE_FORCE:-} ]] && node -e '
+const url = new URL(process.argv[1]);
+const socket = require("net").connect({ host: url.hostname, port: Number(url.port || 443), timeout: 5000 });
+socket.on("connect", () => process.exit(0)).on("timeout", () => process.exit(1)).on("error", () => process.exit(1));' "$endpoint"; then
+	echo "The cluster's API server answers at $endpoint: use 'pulumi destroy'. (This command is for a stack whose cluster is already gone; set DESTROY_UNREACHABLE_FORCE=1 to run it anyway.)" >&2
+	exit 1
+fi
 
 # URNs of remote commands with a delete step, from the stack's state.
 urns="$(pulumi stack export "${stack_args[@]}" | node -e '
