@@ -60,6 +60,7 @@ const app = new HttpGoApp(`${name}-app`, {
     app: cfg.app,
     loadBalancerIp: loadBalancer.address,
     addressPool: metallb.poolName,
+    trafficPath: loadBalancer.trafficPath,
     metricsServer,
 });
 

@@ -27,6 +27,11 @@ export interface HttpGoAppArgs {
     /** Name of MetalLB's IPAddressPool holding that address (pass `MetalLb.poolName`: a data link). */
     addressPool: pulumi.Input<string>;
     /**
+     * Identity of the load balancer path in front of the workers (pass `AppLoadBalancer.trafficPath`):
+     * the reachability check waits for it and re-runs whenever it changes.
+     */
+    trafficPath: pulumi.Input<string>;
+    /**
      * Created before the HorizontalPodAutoscaler when given (pass the MetricsServer component), so
      * the autoscaler has CPU numbers from its first minute. Nothing else waits for it.
      */
@@ -215,7 +220,8 @@ export class HttpGoApp extends pulumi.ComponentResource {
         // being "ready" proves nothing about the path from the internet. This step does: it runs
         // on the machine running Pulumi, GETs http://<ip>/ until it answers 200 or the bound
         // passes, and fails `pulumi up` with what to check otherwise. It waits for the Service (the
-        // hint names it) and re-runs when the address or the pod template changes.
+        // hint names it) and every part of the load balancer path, and re-runs when the address,
+        // the pod template or any part of that path changes (a replaced worker included).
         const target = pulumi.interpolate`http://${args.loadBalancerIp}/`;
         this.reachable = new command.local.Command(
             `${name}-reachable`,
@@ -225,8 +231,9 @@ export class HttpGoApp extends pulumi.ComponentResource {
                 environment: {
                     WAIT_HINT: pulumi.interpolate`Service ${this.service.metadata.namespace}/${this.service.metadata.name}: kubectl -n ${this.service.metadata.namespace} describe service ${this.service.metadata.name}`,
                 },
-                triggers: [args.loadBalancerIp, pulumi.jsonStringify(this.deployment.spec.template)],
+                triggers: [args.loadBalancerIp, pulumi.jsonStringify(this.deployment.spec.template), args.trafficPath],
                 logging: "stderr",
+                addPreviousOutputInEnv: false,
             },
             { parent: this },
         );

@@ -23,9 +23,10 @@ export interface KubeadmClusterArgs {
  * Turns the VMs into a Kubernetes cluster with kubeadm over SSH.
  *
  * Every node prepares in parallel; workers wait for the control plane only to join, each with a
- * token minted for it at that moment. The kubeconfig (and so the provider) exists only once every
- * node is Ready, so nothing deployed through the provider races the cluster. The sequence is
- * in docs/provisioning.md; the graph's shape is held by tests/provisioning-graph.test.ts.
+ * token minted for it once it is prepared and revoked once it has joined. The kubeconfig (and so
+ * the provider) exists only once every node is Ready, so nothing deployed through the provider
+ * races the cluster. The sequence is in docs/provisioning.md, each lifecycle transition in
+ * docs/lifecycle.md; the graph's shape is held by tests/provisioning.test.ts.
  */
 export class KubeadmCluster extends pulumi.ComponentResource {
     /** Admin kubeconfig naming the API server's public IP; secret; only known once all nodes are Ready. */
@@ -50,13 +51,14 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     connection: node.connection,
                     create: run("prepare-node", { K8S_MINOR: args.kubernetesVersion, CONTAINERD_VERSION: versions.containerdPackage }),
                     triggers: [node.ready.id],
+                    addPreviousOutputInEnv: false,
                 },
                 { parent: this },
             );
         const pullImages = (node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>) =>
             new command.remote.Command(
                 step(node, "images"),
-                { connection: node.connection, create: run("pull-images", env), triggers: [prepared.id] },
+                { connection: node.connection, create: run("pull-images", env), triggers: [prepared.id], addPreviousOutputInEnv: false },
                 { parent: this },
             );
 
@@ -80,6 +82,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     FLANNEL_MANIFEST_URL: flannelManifestUrl(),
                 }),
                 triggers: [cpImages.id],
+                addPreviousOutputInEnv: false,
             },
             { parent: this },
         );
@@ -92,22 +95,22 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 MANIFEST_URLS: flannelManifestUrl(),
                 IMAGES: (args.workerImages ?? []).join(" "),
             });
-            // The control plane's record of this worker: it mints the worker's join token when the
-            // worker is created (bootstrap tokens expire, so none is kept for later scale-outs) and,
-            // when the worker is removed, drains and deletes its node before the VM goes.
+            // The control plane's record of this worker. Created once the worker is prepared, it
+            // mints the worker's join token just before the join; when the worker is removed (or
+            // replaced), it drains and deletes its node before the VM goes.
             const admission = new command.remote.Command(
                 step(worker, "admit"),
                 {
                     connection: cp.connection,
                     create: run("join-token", { WORKER_NAME: worker.name }),
                     delete: run("drain-node", { NODE_NAME: worker.name }),
-                    triggers: [init.id, worker.instance.instanceId],
+                    triggers: [init.id, prepared.id],
                     logging: "none",
                     addPreviousOutputInEnv: false,
                 },
                 { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true },
             );
-            return new command.remote.Command(
+            const join = new command.remote.Command(
                 step(worker, "join"),
                 {
                     connection: worker.connection,
@@ -115,9 +118,24 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     // The join line carries the token: it travels as stdin, never in the script text.
                     stdin: pulumi.secret(admission.stdout),
                     triggers: [prepared.id],
+                    addPreviousOutputInEnv: false,
                 },
                 { parent: this },
             );
+            // The token does not expire (a failed join leaves nothing in the state, so a re-run,
+            // however much later, feeds the join the same line again); it dies here, once used.
+            // Re-run for every new token: the admit step's id changes with each one.
+            new command.remote.Command(
+                step(worker, "revoke-token"),
+                {
+                    connection: cp.connection,
+                    create: run("revoke-join-token", { WORKER_NAME: worker.name }),
+                    triggers: [join.id, admission.id],
+                    addPreviousOutputInEnv: false,
+                },
+                { parent: this },
+            );
+            return join;
         });
 
         const allNodes = [cp.name, ...nodes.workers.map((w) => w.name)];
@@ -138,13 +156,23 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         );
 
         this.kubeconfig = pulumi.secret(clusterReady.stdout);
-        this.nodeNames = clusterReady.stdout.apply(() => allNodes);
+        // From the step's id, not its stdout: the stdout is the (secret) kubeconfig, and whatever is
+        // derived from a secret is secret too, which would hide the node names in `stack output`.
+        this.nodeNames = clusterReady.id.apply(() => allNodes);
         this.provider = new k8s.Provider(
             `${name}-k8s`,
             {
                 kubeconfig: this.kubeconfig,
-                // `destroy` must not hang when the cluster is already gone with its VMs.
-                deleteUnreachable: true,
+                // The cluster is the one `kubeadm init` made: the provider is replaced (and with it
+                // every object deployed through it) only when init is. Without this, any change that
+                // re-reads the kubeconfig (a scale-out replaces cluster-ready) makes it unknown during
+                // preview, and the provider and every Kubernetes object would be shown as replaced
+                // (pulumi-kubernetes DiffConfig: a known, unchanged clusterIdentifier cancels that).
+                clusterIdentifier: pulumi.interpolate`${args.clusterName}/${init.id}`,
+                // No deleteUnreachable here: the provider applies it to `refresh` too, and a refresh
+                // from a host that cannot reach 6443 would drop every Kubernetes object from the
+                // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`,
+                // which sets PULUMI_K8S_DELETE_UNREACHABLE for that one command (docs/lifecycle.md).
             },
             { parent: this },
         );

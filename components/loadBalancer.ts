@@ -32,7 +32,8 @@ export interface AppLoadBalancerArgs {
     /** VPC the workers are attached to; the firewall rules are created on it. */
     network: gcp.compute.Network;
     /**
-     * Every worker VM. The instance group holds exactly these, so it follows `workerCount`.
+     * Every worker VM, in order (worker 1 first). Each gets its own membership in the instance
+     * group, replaced whenever its VM is, so the group follows `workerCount` and VM replacements.
      * All must be in `zone`.
      */
     workerInstances: gcp.compute.Instance[];
@@ -54,10 +55,18 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
     readonly staticAddress: gcp.compute.Address;
     readonly healthCheck: gcp.compute.RegionHealthCheck;
     readonly instanceGroup: gcp.compute.InstanceGroup;
+    readonly memberships: gcp.compute.InstanceGroupMembership[];
     readonly backendService: gcp.compute.RegionBackendService;
     readonly forwardingRule: gcp.compute.ForwardingRule;
     readonly httpFirewall: gcp.compute.Firewall;
     readonly healthCheckFirewall: gcp.compute.Firewall;
+    /**
+     * What the traffic path is made of, as one string that changes whenever a part of it is
+     * created, replaced or re-pointed: forwarding rule, backend service, each worker's membership
+     * (with its VM's instance id), the HTTP and health-check rules. A check of the path takes it as
+     * an input, so it waits for every part and re-runs after any change.
+     */
+    readonly trafficPath: pulumi.Output<string>;
 
     constructor(name: string, args: AppLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:network:AppLoadBalancer", name, {}, opts);
@@ -97,6 +106,9 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
             parent,
         );
 
+        // Membership is one resource per worker rather than the group's `instances` list: a
+        // replaced VM keeps its name, so the list would not change, while GCE drops the deleted VM
+        // from the group and the new one would never be added back.
         this.instanceGroup = new gcp.compute.InstanceGroup(
             `${name}-workers`,
             {
@@ -104,9 +116,17 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
                 description: "The cluster's workers, as load balancer backends",
                 zone: args.zone,
                 network: args.network.selfLink,
-                instances: args.workerInstances.map((w) => w.selfLink),
             },
             parent,
+        );
+        this.memberships = args.workerInstances.map(
+            (worker, i) =>
+                new gcp.compute.InstanceGroupMembership(
+                    `${name}-member-${i + 1}`,
+                    { zone: args.zone, instanceGroup: this.instanceGroup.name, instance: worker.selfLink },
+                    // The provider's documented pattern: replace the membership with its VM.
+                    { parent: this, replacementTrigger: worker.instanceId },
+                ),
         );
 
         this.backendService = new gcp.compute.RegionBackendService(
@@ -168,6 +188,26 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
             },
             parent,
         );
+
+        // Creation times change when a part is recreated under the same name (its id would not);
+        // the backend service's fingerprint changes with every update of it; a member's VM is
+        // identified by its instance id, which changes when the VM is replaced.
+        const rule = (f: gcp.compute.Firewall) => ({
+            id: f.id,
+            created: f.creationTimestamp,
+            sourceRanges: f.sourceRanges,
+            destinationRanges: f.destinationRanges,
+            allows: f.allows,
+            targetTags: f.targetTags,
+        });
+        const fr = this.forwardingRule;
+        const bs = this.backendService;
+        this.trafficPath = pulumi.jsonStringify({
+            forwardingRule: { id: fr.id, created: fr.creationTimestamp, ipAddress: fr.ipAddress, ports: fr.ports },
+            backendService: { id: bs.id, created: bs.creationTimestamp, fingerprint: bs.fingerprint },
+            members: this.memberships.map((m, i) => ({ id: m.id, instanceId: args.workerInstances[i].instanceId })),
+            firewalls: [rule(this.httpFirewall), rule(this.healthCheckFirewall)],
+        });
 
         this.registerOutputs({
             address: this.address,

@@ -31,7 +31,7 @@ export interface MetalLbArgs {
  */
 export class MetalLb extends pulumi.ComponentResource {
     readonly namespace: k8s.core.v1.Namespace;
-    readonly release: k8s.helm.v3.Release;
+    readonly chart: k8s.helm.v4.Chart;
     readonly pool: k8s.apiextensions.CustomResource;
     /** The pool's name, resolved only once the pool exists (a data link for the Service). */
     readonly poolName: pulumi.Output<string>;
@@ -60,24 +60,23 @@ export class MetalLb extends pulumi.ComponentResource {
             { parent: this, provider },
         );
 
-        // helm.v3.Release (not helm.v4.Chart) because the release as a whole is awaited: the
-        // CRDs and the controller exist before anything that depends on the release is created.
-        this.release = new k8s.helm.v3.Release(
-            `${name}-release`,
+        // helm.v4.Chart, not helm.v3.Release: the chart's objects are ordinary Kubernetes
+        // resources in the state, so `destroy` of a stack whose cluster is already gone can drop
+        // them (PULUMI_K8S_DELETE_UNREACHABLE, tools/destroy-unreachable.sh), which the provider
+        // refuses for a Release. Pulumi awaits every object (the controller's Deployment
+        // included), and a resource that depends on the chart waits for all of them.
+        this.chart = new k8s.helm.v4.Chart(
+            `${name}-chart`,
             {
-                name: "metallb",
                 chart: "metallb",
                 version: versions.metallbChart,
                 repositoryOpts: { repo: helmRepos.metallb },
                 namespace: this.namespace.metadata.name,
-                createNamespace: false,
-                // Fresh clusters pull the images first; Helm's default of 5 minutes is tight.
-                timeout: 600,
                 values: {
                     speaker: { enabled: false },
                     frrk8s: { enabled: false },
                     // The webhook answers only once the controller has its certificate, which can
-                    // be a moment after the release reports ready. With Ignore, the pool below is
+                    // be a moment after its Deployment is ready. With Ignore, the pool below is
                     // never refused for that race (one `pulumi up` must be enough); the pool is
                     // checked against MetalLB's CRD schema by the API server and by our tests.
                     crds: { validationFailurePolicy: "Ignore" },
@@ -86,8 +85,9 @@ export class MetalLb extends pulumi.ComponentResource {
             { parent: this, provider },
         );
 
-        // The pool's kind is defined by the release's CRDs, and nothing in the pool's inputs refers
-        // to the release, so the ordering is explicit.
+        // The pool's kind is defined by the chart's CRDs and checked by its webhook, and nothing in
+        // the pool's inputs refers to the chart, so the ordering is explicit. The chart is a remote
+        // component: depending on it waits for all of its objects (@pulumi/pulumi runtime/dependsOn.ts).
         this.pool = new k8s.apiextensions.CustomResource(
             `${name}-pool`,
             {
@@ -104,12 +104,12 @@ export class MetalLb extends pulumi.ComponentResource {
                     avoidBuggyIPs: false,
                 },
             },
-            { parent: this, provider, dependsOn: [this.release] },
+            { parent: this, provider, dependsOn: [this.chart] },
         );
 
         this.poolName = this.pool.metadata.name;
 
-        this.registerOutputs({ poolName: this.poolName, releaseStatus: this.release.status });
+        this.registerOutputs({ poolName: this.poolName });
     }
 }
 

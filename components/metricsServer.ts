@@ -35,7 +35,7 @@ export const METRICS_SERVER_ARGS: readonly string[] = ["--kubelet-insecure-tls"]
  * CPU usage from.
  */
 export class MetricsServer extends pulumi.ComponentResource {
-    readonly release: k8s.helm.v3.Release;
+    readonly chart: k8s.helm.v4.Chart;
 
     constructor(name: string, args: MetricsServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:metrics:MetricsServer", name, {}, opts);
@@ -43,17 +43,16 @@ export class MetricsServer extends pulumi.ComponentResource {
             throw new Error("MetricsServer: provider is required");
         }
 
-        // Awaited like every helm.v3.Release: done once the Deployment is Available, i.e. once
-        // its readiness probe saw it scrape the kubelets, so the HPA has numbers from the start.
-        this.release = new k8s.helm.v3.Release(
-            `${name}-release`,
+        // helm.v4.Chart for the same reason as MetalLB's (see metallb.ts). Every object is awaited,
+        // the Deployment until it is Available, i.e. until its readiness probe saw it scrape the
+        // kubelets, so the HPA that depends on this component has numbers from the start.
+        this.chart = new k8s.helm.v4.Chart(
+            `${name}-chart`,
             {
-                name: "metrics-server",
                 chart: "metrics-server",
                 version: versions.metricsServerChart,
                 repositoryOpts: { repo: helmRepos.metricsServer },
                 namespace: "kube-system",
-                timeout: 600,
                 values: {
                     defaultArgs: [...METRICS_SERVER_DEFAULT_ARGS],
                     args: [...METRICS_SERVER_ARGS],
@@ -62,6 +61,6 @@ export class MetricsServer extends pulumi.ComponentResource {
             { parent: this, provider: args.provider },
         );
 
-        this.registerOutputs({ releaseStatus: this.release.status });
+        this.registerOutputs({});
     }
 }

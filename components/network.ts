@@ -49,6 +49,13 @@ export class ClusterNetwork extends pulumi.ComponentResource {
     readonly network: gcp.compute.Network;
     readonly subnet: gcp.compute.Subnetwork;
     readonly tags: NodeTags;
+    /**
+     * The rules provisioning and teardown need: SSH (22) for every remote command and drain,
+     * the API server (6443) for the Kubernetes provider, intra-cluster traffic for the cluster
+     * itself. Whatever runs on the nodes must depend on them (the VMs do), so that `destroy`
+     * removes them only after everything that needs them is gone.
+     */
+    readonly clusterRules: gcp.compute.Firewall[];
 
     constructor(name: string, args: ClusterNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:network:ClusterNetwork", name, {}, opts);
@@ -79,7 +86,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        new gcp.compute.Firewall(
+        const intraCluster = new gcp.compute.Firewall(
             `${name}-intra-cluster`,
             {
                 name: `${prefix}-intra-cluster`,
@@ -97,7 +104,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        new gcp.compute.Firewall(
+        const ssh = new gcp.compute.Firewall(
             `${name}-ssh`,
             {
                 name: `${prefix}-ssh`,
@@ -113,7 +120,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
 
         // Pulumi reaches the workers through the control plane at their internal IPs
         // (docs/node-access.md), whatever sshSourceRanges allows from outside.
-        new gcp.compute.Firewall(
+        const sshFromControlPlane = new gcp.compute.Firewall(
             `${name}-ssh-from-control-plane`,
             {
                 name: `${prefix}-ssh-from-control-plane`,
@@ -127,7 +134,7 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        new gcp.compute.Firewall(
+        const apiServer = new gcp.compute.Firewall(
             `${name}-api-server`,
             {
                 name: `${prefix}-api-server`,
@@ -140,6 +147,8 @@ export class ClusterNetwork extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+
+        this.clusterRules = [ssh, sshFromControlPlane, apiServer, intraCluster];
 
         this.registerOutputs({ network: this.network.id, subnet: this.subnet.id });
     }

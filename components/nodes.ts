@@ -179,7 +179,10 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     allowStoppingForUpdate: true,
                 },
                 // The name is fixed (it is the node's hostname), so a replacement must free it first.
-                { parent: this, deleteBeforeReplace: true },
+                // The firewall rules are dependencies so that they outlive, on destroy, everything
+                // that reaches the nodes: every remote command and the Kubernetes provider hang off
+                // these VMs (docs/lifecycle.md).
+                { parent: this, deleteBeforeReplace: true, dependsOn: args.network.clusterRules },
             );
             const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
             // An ephemeral address changes with every stop/start: read it now, not from the state.
@@ -204,6 +207,7 @@ export class ClusterNodes extends pulumi.ComponentResource {
                     create: "hostname",
                     // A replaced VM is a new machine: everything provisioned on it must run again.
                     triggers: [instance.instanceId],
+                    addPreviousOutputInEnv: false,
                 },
                 { parent: this },
             );

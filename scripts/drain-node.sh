@@ -5,7 +5,8 @@
 # Settings (environment):
 #   NODE_NAME  the node to remove.
 #
-# Not registered: exits 0. Otherwise drains it with the admin kubeconfig, i.e.
+# Deletes the node's join tokens (join-token.sh). Not registered: exits 0. Otherwise drains it with the
+# admin kubeconfig, i.e.
 #   kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout=180s
 # (a failed or timed-out drain only warns), then deletes the Node object. Idempotent; prints nothing on
 # stdout. If the control plane is gone or its API does not answer, it warns and exits 0 so that
@@ -29,6 +30,8 @@ if ! registered="$(retry kubectl_admin get node "$NODE_NAME" --ignore-not-found 
     warn "the API server does not answer; cannot drain or delete $NODE_NAME (remove it later with 'kubectl delete node $NODE_NAME')"
     exit 0
 fi
+# A worker removed before it joined may still have its (non-expiring) join token.
+retry delete_join_tokens "$NODE_NAME" || warn "could not delete the bootstrap tokens of $NODE_NAME; delete them with 'kubeadm token delete <id>'"
 if [[ -z $registered ]]; then
     log "node $NODE_NAME is not registered; nothing to do"
     exit 0

@@ -13,7 +13,10 @@
 # Writes /etc/kubernetes/kubeadm-config.yaml (kubeadm.k8s.io/v1beta4), runs `kubeadm init` unless the
 # node already runs a control plane, then applies Flannel with the pod CIDR. The init bootstrap token is
 # never printed (--skip-token-print) and lives 15 minutes: workers get their own from join-token.sh.
-# Prints nothing on stdout.
+# kubeadm writes admin.conf long before its last phases, so a control plane whose API answers is only
+# taken as initialised once the objects of those phases exist (kubeadm-config, cluster-info,
+# kube-proxy, CoreDNS); when some are missing (an init that failed half-way), the phases are run again
+# with the same configuration file. Prints nothing on stdout.
 set -euo pipefail
 LOG_TAG=kubeadm-init
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -87,6 +90,47 @@ wait_for_api() {
     RETRY_ATTEMPTS="$API_WAIT_ATTEMPTS" retry api_ready
 }
 
+# What the phases of kubeadm init after admin.conf leave in the cluster, one object each that workers
+# or the cluster need: upload-config (kubeadm join reads kubeadm-config), bootstrap-token (cluster-info
+# is what token discovery reads) and addon (kube-proxy, CoreDNS). As "namespace kind name".
+INIT_OBJECTS=(
+    "kube-system configmap kubeadm-config"
+    "kube-public configmap cluster-info"
+    "kube-system daemonset kube-proxy"
+    "kube-system deployment coredns"
+)
+
+# Prints the INIT_OBJECTS that do not exist, one per line.
+missing_init_objects() {
+    local object ns kind name
+    for object in "${INIT_OBJECTS[@]}"; do
+        read -r ns kind name <<<"$object"
+        kubectl_admin get -n "$ns" "$kind" "$name" -o name >/dev/null 2>&1 || echo "$ns/$kind/$name"
+    done
+}
+
+# finish_init: runs again, with the same configuration file, every phase of kubeadm init that comes
+# after the control plane is up. Each is idempotent (create or update).
+finish_init() {
+    local phase
+    for phase in "upload-config all" "mark-control-plane" "bootstrap-token --skip-token-print" "kubelet-finalize all" "addon all"; do
+        # shellcheck disable=SC2086 # the phase and its flags are separate words
+        retry kubeadm init phase $phase --config "$KUBEADM_CONFIG" >&2 || die "kubeadm init phase ${phase%% *} failed"
+    done
+}
+
+# ensure_init_complete: finishes an init that stopped after admin.conf, then insists it is complete.
+ensure_init_complete() {
+    local missing
+    missing="$(missing_init_objects)"
+    [[ -n $missing ]] || return 0
+    warn "kubeadm init did not finish (missing: ${missing//$'\n'/, }); running its remaining phases again with $KUBEADM_CONFIG"
+    finish_init
+    missing="$(missing_init_objects)"
+    [[ -z $missing ]] ||
+        die "the control plane is still incomplete after re-running kubeadm's phases (missing: ${missing//$'\n'/, }); check 'kubectl -n kube-system get pods' and 'journalctl -u kubelet', or start over with 'kubeadm reset -f' on this node and re-run"
+}
+
 init_control_plane() {
     local config_changed=0
     if write_kubeadm_config; then
@@ -97,6 +141,7 @@ init_control_plane() {
             log "control plane already initialised (admin.conf present, API ready); not running kubeadm init"
             ((config_changed)) &&
                 warn "kubeadm-config.yaml changed on an initialised cluster; kubeadm init is not re-run (new certSANs need 'kubeadm init phase certs apiserver' after removing the old apiserver certificate)"
+            ensure_init_complete
             return 0
         fi
         die "$ADMIN_CONF exists but the API server does not answer /readyz: a previous kubeadm init may have failed half-way. Check 'crictl ps -a' and 'journalctl -u kubelet'; to start over run 'kubeadm reset -f' on this node and re-run. Not re-initialising automatically."
@@ -105,6 +150,7 @@ init_control_plane() {
     kubeadm init --config "$KUBEADM_CONFIG" --skip-token-print >&2
     log "waiting for the API server"
     wait_for_api || die "the API server did not become ready after kubeadm init; check 'crictl ps -a' and 'journalctl -u kubelet'"
+    ensure_init_complete
 }
 
 apply_flannel() {

@@ -69,17 +69,19 @@ test("the health check probes kube-proxy, and the firewall admits Google's healt
     expect(hcRule.inputs.targetTags).toEqual(["k8s-dev-worker"]);
 });
 
-test.each([1, 2, 5])("the load balancer's instance group holds exactly the %i workers", async (count) => {
+test.each([1, 2, 5])("the load balancer's instance group has exactly the %i workers as members", async (count) => {
     const r = count === 2 ? run : await runProgram({ ...minimal, workerCount: String(count) });
     const groups = r.byType("gcp:compute/instanceGroup:InstanceGroup");
     expect(groups).toHaveLength(1);
+    const members = r.byType("gcp:compute/instanceGroupMembership:InstanceGroupMembership");
     const workerLinks = r
         .byType("gcp:compute/instance:Instance")
         .filter((i) => i.inputs.name.includes("-worker-"))
         .map((i) => `selfLink/${i.name}`)
         .sort();
     expect(workerLinks).toHaveLength(count);
-    expect([...groups[0].inputs.instances].sort()).toEqual(workerLinks);
+    expect(members.map((m) => m.inputs.instance).sort()).toEqual(workerLinks);
+    expect(members.every((m) => m.inputs.instanceGroup === groups[0].inputs.name)).toBe(true);
 });
 
 test("the app waits for the cluster: its resources depend on the kubeconfig gate through the provider", () => {

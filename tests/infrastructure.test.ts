@@ -4,7 +4,7 @@
 import { intraClusterPorts } from "../components/network";
 import { nodeServiceAccountRoles } from "../components/nodes";
 import { versions } from "../components/versions";
-import { fakeIp, ProgramRun, runProgram } from "./helpers/program";
+import { fakeIp, ProgramRun, runProgram, transitiveDependencies } from "./helpers/program";
 
 const minimal = { "gcp:project": "test-project" };
 
@@ -182,5 +182,28 @@ describe("structure", () => {
 
     test("bad config fails before any resource is created", async () => {
         await expect(runProgram({ ...minimal, workerCount: "-1" })).rejects.toThrow(/workerCount: "-1" is not valid/);
+    });
+});
+
+describe("destroy order", () => {
+    // Pulumi deletes a resource only after everything that depends on it. A drain dials SSH, the
+    // Kubernetes provider dials the API server, and the cluster needs its own traffic while its
+    // objects are deleted: these rules must outlive every command and every Kubernetes object.
+    const neededAtDelete = ["k8s-dev-network-ssh", "k8s-dev-network-api-server", "k8s-dev-network-intra-cluster"];
+
+    test("every remote command and every Kubernetes resource depends on the SSH, API and intra-cluster rules", () => {
+        const needy = run.resources.filter((r) => r.custom && (r.type.startsWith("command:remote:") || r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes"));
+        expect(needy.length).toBeGreaterThan(15);
+        for (const r of needy) {
+            const deps = transitiveDependencies(run, r.name);
+            expect({ resource: r.name, missing: neededAtDelete.filter((rule) => !deps.has(rule)) }).toEqual({ resource: r.name, missing: [] });
+        }
+    });
+
+    test("the rules themselves depend on nothing that reaches the nodes (no cycle, first created)", () => {
+        for (const rule of neededAtDelete) {
+            const deps = [...transitiveDependencies(run, rule)];
+            expect(deps.filter((d) => !/-network-vpc$/.test(d))).toEqual([]);
+        }
     });
 });

@@ -258,3 +258,18 @@ wait_node_upgraded() {
     fi
     log "node $node runs kubelet $version and is Ready"
 }
+
+# delete_join_tokens WORKER: deletes every bootstrap token join-token.sh minted for WORKER (their
+# description is "join WORKER"), so no join token outlives the join it was for. Token values are
+# only held in memory, never printed; the log names token ids, which are not secret.
+delete_join_tokens() {
+    local worker="$1" listing line id
+    listing="$(kubeadm token list --kubeconfig "$ADMIN_CONF" -o jsonpath='{.token}{" "}{.description}{"\n"}')" || return 1
+    while IFS= read -r line; do
+        [[ ${line#* } == "join $worker" ]] || continue
+        id="${line%%.*}"
+        [[ $id =~ ^[a-z0-9]{6}$ ]] || continue
+        kubeadm token delete --kubeconfig "$ADMIN_CONF" "$id" >/dev/null || return 1
+        log "deleted bootstrap token $id (join $worker)"
+    done <<<"$listing"
+}

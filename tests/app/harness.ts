@@ -39,6 +39,9 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
         if (type === "gcp:compute/address:Address") {
             state.address = fakeIp(name);
         }
+        if (type === "gcp:compute/instance:Instance") {
+            state.instanceId = `instance-id-${name}`;
+        }
         return state;
     }
     if (type === "command:local:Command") {
@@ -119,6 +122,7 @@ export function buildAll(m: Modules, workerCount = 2) {
         app: appConfig,
         loadBalancerIp: lb.address,
         addressPool: metallb.poolName,
+        trafficPath: lb.trafficPath,
         metricsServer: metrics,
     });
     return { address: lb.address, poolName: metallb.poolName, url: app.url };

@@ -172,6 +172,7 @@ describe("HttpGoApp argument validation", () => {
                         app: { namespace: "Bad NS", image: "i", replicas: 4, maxReplicas: 2, cpuTargetPercent: 0 },
                         loadBalancerIp: "203.0.113.9",
                         addressPool: "pool",
+                        trafficPath: "{}",
                     }),
             ).toThrow(/namespace "Bad NS".*maxReplicas 2.*cpuTargetPercent 0/);
             return {};

@@ -4,6 +4,7 @@ const T = {
     address: "gcp:compute/address:Address",
     healthCheck: "gcp:compute/regionHealthCheck:RegionHealthCheck",
     group: "gcp:compute/instanceGroup:InstanceGroup",
+    member: "gcp:compute/instanceGroupMembership:InstanceGroupMembership",
     backend: "gcp:compute/regionBackendService:RegionBackendService",
     rule: "gcp:compute/forwardingRule:ForwardingRule",
     firewall: "gcp:compute/firewall:Firewall",
@@ -70,14 +71,32 @@ describe("AppLoadBalancer (2 workers)", () => {
         expect(r.byType(T.firewall)).toHaveLength(2);
     });
 
-    test("the instance group lives in the workers' zone and holds exactly the workers", () => {
+    test("the instance group lives in the workers' zone; each worker is a member by a resource of its own", () => {
         const ig = r.one(T.group);
         expect(ig.inputs.zone).toBe("us-central1-a");
-        expect(ig.inputs.instances).toEqual(["worker-0", "worker-1"].map((w) => fakeSelfLink(T.instance, w)));
+        // Not the group's own list: a replaced VM keeps its name, so the list would not change.
+        expect(ig.inputs.instances).toBeUndefined();
+        const members = r.byType(T.member);
+        expect(members.map((m) => [m.name, m.inputs.instance, m.inputs.instanceGroup, m.inputs.zone])).toEqual(
+            ["worker-0", "worker-1"].map((w, i) => [`k8s-lb-member-${i + 1}`, fakeSelfLink(T.instance, w), "k8s-test-http-workers", "us-central1-a"]),
+        );
+    });
+
+    test("a membership is replaced with its VM: its replacementTrigger is the VM's instance id", () => {
+        const members = r.byType(T.member);
+        expect(members.map((m) => [m.replacementTrigger, m.replacementTriggerDependencies])).toEqual(
+            ["worker-0", "worker-1"].map((w) => [`instance-id-${w}`, [w]]),
+        );
+    });
+
+    test("the reachability check waits for every part of the path and re-runs when any changes", () => {
+        const check = r.one("command:local:Command");
+        const path = ["k8s-lb-rule", "k8s-lb-backend", "k8s-lb-member-1", "k8s-lb-member-2", "k8s-lb-allow-http", "k8s-lb-allow-health", "worker-0", "worker-1"];
+        expect(check.propertyDependencies.triggers).toEqual(expect.arrayContaining(path));
     });
 
     test("GCE names are derived from the cluster name, unique, and valid (lowercase, hyphens, <= 63)", () => {
-        const gce = r.resources.filter((x) => x.parent === "k8s-lb");
+        const gce = r.resources.filter((x) => x.parent === "k8s-lb" && x.type !== T.member);
         expect(gce).toHaveLength(7);
         const names = gce.map((x) => x.inputs.name);
         expect(new Set(names).size).toBe(names.length);
@@ -92,11 +111,11 @@ describe("AppLoadBalancer (2 workers)", () => {
 });
 
 describe("AppLoadBalancer follows workerCount", () => {
-    test.each([1, 5])("%i worker(s): the instance group holds exactly them", async (count) => {
+    test.each([1, 5])("%i worker(s): exactly they are members of the instance group", async (count) => {
         const r = await run((m) => buildAll(m, count));
         const workers = r.byType(T.instance).map((w) => fakeSelfLink(T.instance, w.name));
         expect(workers).toHaveLength(count);
-        expect(r.one(T.group).inputs.instances).toEqual(workers);
+        expect(r.byType(T.member).map((m) => m.inputs.instance)).toEqual(workers);
     });
 });
 

@@ -2,7 +2,7 @@ import { buildAll, fakeIp, Recorded, run, Run } from "./harness";
 
 const T = {
     ns: "kubernetes:core/v1:Namespace",
-    release: "kubernetes:helm.sh/v3:Release",
+    chart: "kubernetes:helm.sh/v4:Chart",
     pool: "kubernetes:metallb.io/v1beta1:IPAddressPool",
     l2: "kubernetes:metallb.io/v1beta1:L2Advertisement",
     bgp: "kubernetes:metallb.io/v1beta1:BGPAdvertisement",
@@ -15,9 +15,14 @@ describe("MetalLb (IPAM only) and MetricsServer", () => {
     let pool: Recorded;
     beforeAll(async () => {
         r = await run((m) => buildAll(m));
-        metallb = r.byType(T.release).find((x) => x.parent === "k8s-metallb")!;
-        metrics = r.byType(T.release).find((x) => x.parent === "k8s-metrics")!;
+        metallb = r.byType(T.chart).find((x) => x.parent === "k8s-metallb")!;
+        metrics = r.byType(T.chart).find((x) => x.parent === "k8s-metrics")!;
         pool = r.one(T.pool);
+    });
+
+    test("MetalLB and metrics-server are helm.v4.Charts, whose objects an unreachable-cluster destroy can drop (a v3 Release cannot be)", () => {
+        expect(r.byType("kubernetes:helm.sh/v3:Release")).toEqual([]);
+        expect([metallb, metrics].map((c) => c.type)).toEqual([T.chart, T.chart]);
     });
 
     test("MetalLB: pinned chart from its Helm repository, awaited, into metallb-system", () => {
@@ -55,7 +60,7 @@ describe("MetalLb (IPAM only) and MetricsServer", () => {
         expect(r.result.poolName).toBe(pool.inputs.metadata.name);
     });
 
-    test("the pool is created after the MetalLB release is ready (webhook), by an explicit dependsOn", () => {
+    test("the pool is created after every object of the MetalLB chart is ready (CRDs, webhook), by an explicit dependsOn", () => {
         expect(pool.dependsOn).toEqual([metallb.name]);
         expect(pool.dataDependencies).not.toContain(metallb.name);
     });

@@ -11,7 +11,7 @@
  *   openAPIV3Schema, transcribed below from metallb/metallb config/crd/bases (controller-gen
  *   v0.16) without descriptions, checked by a small structural validator that also rejects unknown
  *   fields (the API server would prune them silently); metadata through the real ObjectMeta schema.
- * - Helm releases (`kubernetes:helm.sh/v3:Release`): shape only — pinned chart version, https
+ * - Helm charts (`kubernetes:helm.sh/v4:Chart`, or a v3 Release): shape only — pinned chart version, https
  *   repository, JSON-clean values, and for the charts this program installs, value keys that exist
  *   in the chart's values.yaml with the expected types. The rendered manifests are not validated.
  *
@@ -57,7 +57,7 @@ export function schemaSourceFor(type: string): SchemaSource | undefined {
     if (!t) {
         return undefined;
     }
-    if (t.group === "helm.sh" && t.kind === "Release") {
+    if (t.group === "helm.sh" && (t.kind === "Release" || t.kind === "Chart")) {
         return "helm-values";
     }
     if (customResourceSchemas[`${t.group}/${t.version}/${t.kind}`]) {

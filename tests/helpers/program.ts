@@ -21,6 +21,11 @@ export interface RecordedResource {
     dependsOn: string[];
     /** Logical names of resources whose outputs flow into this resource's inputs. */
     dataDependencies: string[];
+    /** The same, per input property. */
+    propertyDependencies: Record<string, string[]>;
+    /** The `replacementTrigger` option, resolved, and the resources it was derived from. */
+    replacementTrigger?: unknown;
+    replacementTriggerDependencies: string[];
     /** Input property names that were secret. */
     secretInputs: string[];
     /** Output property names that the resource marks secret via additionalSecretOutputs. */
@@ -173,7 +178,14 @@ export async function recordUnderMocks<T>(
                     // A provider reference is "<urn>::<id>"; the URN ends in "::<name>".
                     rec.provider = args.provider ? args.provider.split("::")[3] : undefined;
                 }
-                return { id: `${args.name}-id`, state: state(args.type, args.name, args.inputs) };
+                // As the engine does: outputs named in additionalSecretOutputs come back secret.
+                const out = state(args.type, args.name, args.inputs);
+                for (const key of rec?.additionalSecretOutputs ?? []) {
+                    if (key in out) {
+                        out[key] = { [secretSig]: secretValueSig, value: out[key] };
+                    }
+                }
+                return { id: `${args.name}-id`, state: out };
             },
             call: (args) => {
                 invokes.push({ token: args.token, inputs: args.inputs });
@@ -197,10 +209,15 @@ export async function recordUnderMocks<T>(
                 parent: parent && parent.constructor?.name !== "Stack" ? nameOf(parent) : undefined,
                 dependsOn: [],
                 dataDependencies: [],
+                propertyDependencies: {},
+                replacementTriggerDependencies: [],
                 secretInputs: [],
                 additionalSecretOutputs: [...(((args.opts as any).additionalSecretOutputs as string[] | undefined) ?? [])],
                 ignoreChanges: [...(args.opts.ignoreChanges ?? [])],
-                custom: (args.resource as any).constructor?.name !== "ComponentResource" && !args.type.startsWith(`${projectName}:`),
+                // instanceof, not isInstance: the transformation runs inside the constructor, before
+                // CustomResource sets its marker; the prototype is already in place. A remote
+                // component (helm.v4.Chart) is a component, not a custom resource.
+                custom: args.resource instanceof pulumi.CustomResource,
             };
             recorded.set(`${args.type}::${args.name}`, rec);
             pending.push(
@@ -211,14 +228,31 @@ export async function recordUnderMocks<T>(
                     const dataDeps = new Set<string>();
                     const secretKeys = new Set<string>();
                     for (const [key, value] of Object.entries(args.props ?? {})) {
+                        const propDeps = new Set<string>();
                         for (const out of collectOutputs(value, pulumi)) {
                             for (const res of await (out as any).resources()) {
                                 dataDeps.add(nameOf(res));
+                                propDeps.add(nameOf(res));
                             }
                             if (await (out as any).isSecret) {
                                 secretKeys.add(key);
                             }
                         }
+                        propDeps.delete(args.name);
+                        if (propDeps.size > 0) {
+                            rec.propertyDependencies[key] = [...propDeps].sort();
+                        }
+                    }
+                    const trigger = (args.opts as any).replacementTrigger;
+                    if (trigger !== undefined) {
+                        const triggerDeps = new Set<string>();
+                        for (const out of collectOutputs({ trigger }, pulumi)) {
+                            for (const res of await (out as any).resources()) {
+                                triggerDeps.add(nameOf(res));
+                            }
+                        }
+                        rec.replacementTriggerDependencies = [...triggerDeps].sort();
+                        rec.replacementTrigger = pulumi.Output.isInstance(trigger) ? await promiseOf(trigger) : trigger;
                     }
                     rec.dataDependencies = [...dataDeps].filter((d) => d !== args.name).sort();
                     rec.secretInputs = [...secretKeys].sort();
@@ -269,6 +303,108 @@ export async function recordUnderMocks<T>(
     };
 }
 
+/**
+ * What `name` waits for on create and so outlives it on destroy (Pulumi deletes in reverse
+ * dependency order): data dependencies, `dependsOn`, its explicit provider, transitively. Depending
+ * on a component means depending on its children, as in Pulumi.
+ */
+export function transitiveDependencies(recording: Recording, name: string): Set<string> {
+    const direct = (r: RecordedResource): string[] => [
+        ...r.dataDependencies,
+        ...r.dependsOn,
+        ...(r.provider ? [r.provider] : []),
+        ...(r.custom ? [] : recording.resources.filter((c) => c.parent === r.name).map((c) => c.name)),
+    ];
+    const seen = new Set<string>();
+    const visit = (n: string) => {
+        const r = recording.resources.find((x) => x.name === n);
+        for (const d of r ? direct(r) : []) {
+            if (!seen.has(d)) {
+                seen.add(d);
+                visit(d);
+            }
+        }
+    };
+    visit(name);
+    return seen;
+}
+
+export type Change = "create" | "update" | "replace" | "delete";
+
+/**
+ * What `pulumi preview` would show when the program moves from `before` to `after` (e.g. two
+ * configs): the PR preview, made testable. A model of the engine's diff, kept to the rules this
+ * program relies on:
+ *   - a resource only in `after` is created, one only in `before` deleted;
+ *   - a resource whose inputs differ, or depend on an output that is unknown during preview, is
+ *     updated; outputs of created and replaced resources are unknown during preview;
+ *   - it is replaced when the difference reaches a property that forces replacement: a command's
+ *     `triggers`, a `replacementTrigger`, or a Kubernetes provider's `kubeconfig` unless the
+ *     provider has a known, unchanged `clusterIdentifier` (pulumi-kubernetes DiffConfig);
+ *   - a resource whose explicit provider is replaced is replaced;
+ *   - `replace` names resources replaced regardless (as `pulumi up --replace`, or a VM recreated).
+ * Resources with no change are left out of the result.
+ */
+export function previewChanges(before: Recording, after: Recording, options: { replace?: string[] } = {}): Map<string, Change> {
+    const changes = new Map<string, Change>();
+    const unknownOutputs = new Set<string>();
+    const previous = new Map(before.resources.map((r) => [r.name, r]));
+    const current = new Map(after.resources.map((r) => [r.name, r]));
+    const done = new Set<string>();
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const visit = (r: RecordedResource) => {
+        if (done.has(r.name)) {
+            return;
+        }
+        done.add(r.name);
+        for (const d of [...r.dataDependencies, ...r.replacementTriggerDependencies, ...(r.provider ? [r.provider] : [])]) {
+            const dep = current.get(d);
+            if (dep) {
+                visit(dep);
+            }
+        }
+        if (!r.custom) {
+            return;
+        }
+        const old = previous.get(r.name);
+        if (!old) {
+            changes.set(r.name, "create");
+            unknownOutputs.add(r.name);
+            return;
+        }
+        const keys = new Set([...Object.keys(old.inputs), ...Object.keys(r.inputs)]);
+        const unknown = (k: string) => (r.propertyDependencies[k] ?? []).some((d) => unknownOutputs.has(d));
+        const changed = [...keys].filter((k) => unknown(k) || !same(old.inputs[k], r.inputs[k]));
+        const forcesReplace = (k: string): boolean => {
+            if (r.type.startsWith("command:")) {
+                return k === "triggers";
+            }
+            if (r.type === "pulumi:providers:kubernetes" && k === "kubeconfig") {
+                const id = "clusterIdentifier";
+                return r.inputs[id] === undefined || unknown(id) || !same(old.inputs[id], r.inputs[id]);
+            }
+            return false;
+        };
+        const triggerChanged =
+            r.replacementTrigger !== undefined &&
+            (r.replacementTriggerDependencies.some((d) => unknownOutputs.has(d)) || !same(old.replacementTrigger, r.replacementTrigger));
+        const providerReplaced = r.provider !== undefined && changes.get(r.provider) === "replace";
+        if (options.replace?.includes(r.name) || triggerChanged || providerReplaced || changed.some(forcesReplace)) {
+            changes.set(r.name, "replace");
+            unknownOutputs.add(r.name);
+        } else if (changed.length > 0) {
+            changes.set(r.name, "update");
+        }
+    };
+    after.resources.forEach(visit);
+    for (const r of before.resources) {
+        if (r.custom && !current.has(r.name)) {
+            changes.set(r.name, "delete");
+        }
+    }
+    return changes;
+}
+
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
 export async function runProgram(config: Record<string, string>, stack = "dev", invoke?: MockInvoke): Promise<ProgramRun> {
     const allConfig: Record<string, string> = {};
@@ -309,6 +445,7 @@ export function collectOutputs(value: unknown, pulumi: typeof pulumiType, seen =
 }
 
 const secretSig = "4dabf18193072939515e22adb298388d";
+const secretValueSig = "1b47061264138c4ac30d75fd1eb44270";
 
 /** Provider inputs arrive with secrets still wrapped; tests read plain values (secretInputs says which were secret). */
 function unwrapSecrets(value: any): any {

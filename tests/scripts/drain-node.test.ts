@@ -35,6 +35,16 @@ describe("drain-node.sh", () => {
         expect(kubectlCalls(sb)).toEqual(["get node k8s-worker-1 --ignore-not-found -o name"]);
     });
 
+    test("removing a worker that never joined deletes its (non-expiring) join token, and no other's", () => {
+        const sb = cluster([]);
+        setState(sb, "tokens/abcdef.0123456789abcdef", "join k8s-worker-1");
+        setState(sb, "tokens/other1.0123456789abcdef", "join k8s-worker-2");
+        const result = runScript(sb, "drain-node", { NODE_NAME: "k8s-worker-1" });
+        expect(result.status).toBe(0);
+        expect(hasState(sb, "tokens/abcdef.0123456789abcdef")).toBe(false);
+        expect(hasState(sb, "tokens/other1.0123456789abcdef")).toBe(true);
+    });
+
     test("exits 0 without draining when the node is not registered", () => {
         const sb = cluster(["k8s-worker-2"]);
         const result = runScript(sb, "drain-node", { NODE_NAME: "k8s-worker-1" });

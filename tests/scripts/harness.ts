@@ -19,6 +19,8 @@ const stubsDir = path.join(fixturesDir, "stubs");
 const hostTools = [
     "bash", "cat", "sed", "awk", "grep", "mktemp", "cmp", "mv", "cp", "rm", "mkdir", "chmod", "tr",
     "date", "sleep", "head", "tail", "dirname", "basename", "touch", "timeout", "env", "ls", "wc",
+    // Read-only: kubeadm-join.sh pins the node's cluster CA with them.
+    "openssl", "sha256sum",
 ];
 
 function findOnHostPath(tool: string): string {

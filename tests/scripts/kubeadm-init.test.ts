@@ -99,6 +99,59 @@ describe("kubeadm-init.sh", () => {
     });
 });
 
+describe("kubeadm-init.sh after an init that failed half-way", () => {
+    const phases = (sb: Sandbox) => callsTo(sb, "kubeadm").filter((l) => l.startsWith("kubeadm init"));
+    const config = (sb: Sandbox) => `--config ${sb.root}/etc/kubernetes/kubeadm-config.yaml`;
+
+    test("kubeadm init failing after admin.conf fails the step; the re-run finishes init's phases with the same config", () => {
+        const sb = createSandbox();
+        const failed = runScript(sb, "kubeadm-init", settings, { env: { STUB_INIT_FAIL_AFTER_ADMIN: "1" } });
+        expect(failed.status).not.toBe(0);
+        // What the failed init left: admin.conf and an API that answers, but no cluster-info, no addons.
+        expect(readRoot(sb, "etc/kubernetes/admin.conf")).toContain("kind: Config");
+
+        clearCalls(sb);
+        const rerun = runScript(sb, "kubeadm-init", settings);
+        expect(rerun.status).toBe(0);
+        expect(rerun.stderr).toMatch(/kubeadm init did not finish \(missing: kube-system\/configmap\/kubeadm-config, kube-public\/configmap\/cluster-info, kube-system\/daemonset\/kube-proxy, kube-system\/deployment\/coredns\)/);
+        expect(phases(sb)).toEqual([
+            `kubeadm init phase upload-config all ${config(sb)}`,
+            `kubeadm init phase mark-control-plane ${config(sb)}`,
+            `kubeadm init phase bootstrap-token --skip-token-print ${config(sb)}`,
+            `kubeadm init phase kubelet-finalize all ${config(sb)}`,
+            `kubeadm init phase addon all ${config(sb)}`,
+        ]);
+        expect(rerun.stderr).not.toMatch(tokenLike);
+        // Flannel is applied once the control plane is complete.
+        expect(callsTo(sb, "kubectl").filter((l) => / apply /.test(l))).toHaveLength(1);
+
+        clearCalls(sb);
+        expect(runScript(sb, "kubeadm-init", settings).status).toBe(0);
+        expect(phases(sb)).toEqual([]);
+    });
+
+    test("only the addons missing (init stopped in its last phase): the phases run again, and the node is not re-initialised", () => {
+        const sb = createSandbox();
+        expect(runScript(sb, "kubeadm-init", settings).status).toBe(0);
+        fs.rmSync(path.join(sb.state, "objects", "kube-system", "deployment"), { recursive: true });
+        clearCalls(sb);
+        const rerun = runScript(sb, "kubeadm-init", settings);
+        expect(rerun.status).toBe(0);
+        expect(rerun.stderr).toMatch(/missing: kube-system\/deployment\/coredns\)/);
+        expect(phases(sb)).toContain(`kubeadm init phase addon all ${config(sb)}`);
+        expect(phases(sb).filter((l) => !l.startsWith("kubeadm init phase"))).toEqual([]);
+    });
+
+    test("fails, saying what to check, when the phases do not complete the control plane", () => {
+        const sb = createSandbox();
+        runScript(sb, "kubeadm-init", settings, { env: { STUB_INIT_FAIL_AFTER_ADMIN: "1" } });
+        const rerun = runScript(sb, "kubeadm-init", settings, { env: { STUB_ADDON_FAIL: "1", RETRY_ATTEMPTS: "2" } });
+        expect(rerun.status).not.toBe(0);
+        expect(rerun.stderr).toMatch(/kubeadm init phase addon failed/);
+        expect(callsTo(sb, "kubectl").filter((l) => / apply /.test(l))).toEqual([]);
+    });
+});
+
 describe("kubeadm-init.sh failure cases", () => {
     test("refuses to re-initialise when admin.conf exists but the API does not answer", () => {
         const sb = createSandbox();

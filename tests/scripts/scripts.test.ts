@@ -16,6 +16,7 @@ const contract: Record<string, Record<string, string>> = {
         FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
     },
     "join-token": { WORKER_NAME: "k8s-worker-1" },
+    "revoke-join-token": { WORKER_NAME: "k8s-worker-1" },
     "kubeadm-join": { NODE_NAME: "k8s-worker-1" },
     "cluster-ready": { EXPECTED_NODES: "k8s-cp-0 k8s-worker-1", PUBLIC_ENDPOINT: "https://203.0.113.7:6443", TIMEOUT_SECONDS: "600" },
     "drain-node": { NODE_NAME: "k8s-worker-1" },
