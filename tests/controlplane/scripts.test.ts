@@ -67,42 +67,62 @@ function caHash(): string {
     return crypto.createHash("sha256").update(ca.publicKey.export({ type: "spki", format: "der" })).digest("hex");
 }
 
-describe("join-token.sh with the real kubeadm", () => {
-    test("prints one valid join line whose token authenticates as a bootstrapper and names the worker", async () => {
-        const r = await runOnControlPlane("join-token", { WORKER_NAME: "k8s-dev-worker-1" });
+describe("join-token.sh and revoke-join-token.sh with the real kubeadm", () => {
+    const worker = "k8s-dev-worker-1";
+    const ca = () => path.join(cp.root, "etc/kubernetes/pki/ca.crt");
+    /** kubectl as whoever the bootstrap token is, or its failure. */
+    const asToken = (token: string) =>
+        cp.kubectl(["--kubeconfig=/dev/null", `--server=${cp.server}`, `--certificate-authority=${ca()}`, `--token=${token}`, "auth", "whoami", "-o", "json"]);
+    const tokensOf = (name: string) =>
+        (JSON.parse(cp.kubectlOk(["-n", "kube-system", "get", "secrets", "--field-selector", "type=bootstrap.kubernetes.io/token", "-o", "json"])).items as any[]).filter(
+            (x) => Buffer.from(x.data.description ?? "", "base64").toString() === `join ${name}`,
+        );
+    const mint = async () => {
+        const r = await runOnControlPlane("join-token", { WORKER_NAME: worker });
         expect(r.status).toBe(0);
         const lines = r.stdout.split("\n").filter((l) => l !== "");
         expect(lines).toHaveLength(1);
         const m = /^kubeadm join (\S+) --token ([a-z0-9]{6})\.([a-z0-9]{16}) --discovery-token-ca-cert-hash sha256:([a-f0-9]{64})$/.exec(lines[0]);
         expect(m).not.toBeNull();
-        const [, endpoint, id, secret, hash] = m!;
+        // The token never reaches the logs.
+        expect(r.stderr).not.toContain(m![3]);
+        return { endpoint: m![1], id: m![2], token: `${m![2]}.${m![3]}`, hash: m![4] };
+    };
+
+    test("prints one valid join line whose token, named for the worker and without expiry, authenticates as a bootstrapper", async () => {
+        const { endpoint, id, token, hash } = await mint();
         expect(`https://${endpoint}`).toBe(cp.server);
         expect(hash).toBe(caHash());
-        // The token never reaches the logs.
-        expect(r.stderr).not.toContain(secret);
+        const stored = tokensOf(worker);
+        expect(stored.map((x) => x.metadata.name)).toEqual([`bootstrap-token-${id}`]);
+        // Valid until the worker has joined (revoke-join-token.sh then deletes it): nothing in
+        // Pulumi's state can go stale between a failed join and its re-run.
+        expect(stored[0].data.expiration).toBeUndefined();
+        const whoami = asToken(token);
+        expect(whoami.status).toBe(0);
+        const user = JSON.parse(whoami.stdout).status.userInfo;
+        expect(user.username).toBe(`system:bootstrap:${id}`);
+        expect(user.groups).toContain("system:bootstrappers:kubeadm:default-node-token");
+    });
 
-        const stored = JSON.parse(cp.kubectlOk(["-n", "kube-system", "get", "secret", `bootstrap-token-${id}`, "-o", "json"]));
-        const data = (k: string) => Buffer.from(stored.data[k] ?? "", "base64").toString();
-        expect(stored.type).toBe("bootstrap.kubernetes.io/token");
-        expect(data("description")).toContain("k8s-dev-worker-1");
-        const ttlMinutes = (Date.parse(data("expiration")) - Date.now()) / 60_000;
-        expect(ttlMinutes).toBeGreaterThan(25);
-        expect(ttlMinutes).toBeLessThanOrEqual(30);
+    test("a second mint replaces the worker's earlier token; revoking leaves none that authenticates", async () => {
+        const first = await mint();
+        const second = await mint();
+        expect(second.id).not.toBe(first.id);
+        expect(tokensOf(worker).map((x) => x.metadata.name)).toEqual([`bootstrap-token-${second.id}`]);
+        expect(asToken(first.token).status).not.toBe(0);
 
-        const whoami = JSON.parse(
-            cp.kubectlOk([
-                "--kubeconfig=/dev/null",
-                `--server=${cp.server}`,
-                `--certificate-authority=${path.join(cp.root, "etc/kubernetes/pki/ca.crt")}`,
-                `--token=${id}.${secret}`,
-                "auth",
-                "whoami",
-                "-o",
-                "json",
-            ]),
-        );
-        expect(whoami.status.userInfo.username).toBe(`system:bootstrap:${id}`);
-        expect(whoami.status.userInfo.groups).toContain("system:bootstrappers:kubeadm:default-node-token");
+        // Another worker's token survives the revocation.
+        const other = await runOnControlPlane("join-token", { WORKER_NAME: "another-worker" });
+        expect(other.status).toBe(0);
+
+        const revoked = await runOnControlPlane("revoke-join-token", { WORKER_NAME: worker });
+        expect(revoked.status).toBe(0);
+        expect(tokensOf(worker)).toEqual([]);
+        expect(asToken(second.token).status).not.toBe(0);
+        expect(tokensOf("another-worker")).toHaveLength(1);
+        // Revoking again is a no-op.
+        expect((await runOnControlPlane("revoke-join-token", { WORKER_NAME: worker })).status).toBe(0);
     });
 });
 
@@ -211,6 +231,76 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
             stopped = true;
             await kubelet;
         }
+    });
+});
+
+describe("kubeadm-init.sh on a control plane whose API answers (the real API server; kubeadm stubbed)", () => {
+    // The real kubectl answers the script's checks; the stub kubeadm records which init phases run.
+    const settings = {
+        NODE_NAME: "k8s-dev-control-plane",
+        ADVERTISE_ADDRESS: "10.240.0.2",
+        PUBLIC_ADDRESS: "203.0.113.10",
+        POD_CIDR: "10.200.0.0/16",
+        SERVICE_CIDR: "10.96.0.0/12",
+        CLUSTER_NAME: "k8s-dev",
+        FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
+    };
+    const controlPlaneSandbox = () => {
+        const sb = createSandbox();
+        fs.copyFileSync(binaries.kubectl, path.join(sb.bin, "kubectl"));
+        fs.mkdirSync(path.join(sb.root, "etc/kubernetes"), { recursive: true });
+        fs.copyFileSync(cp.adminConf, path.join(sb.root, "etc/kubernetes/admin.conf"));
+        return sb;
+    };
+    const phases = (sb: ReturnType<typeof createSandbox>) =>
+        callsTo(sb, "kubeadm")
+            .filter((c) => c.startsWith("kubeadm init phase"))
+            .map((c) => c.replace(/^kubeadm init phase (\S+).*$/, "$1"));
+
+    test("an init that stopped after admin.conf: it names what is missing in the cluster and re-runs the remaining phases", () => {
+        const sb = controlPlaneSandbox();
+        const r = runStubbed(sb, "kubeadm-init", settings, { env: { STUB_KUBEADM_VERSION: kubernetesRelease } });
+        // The stub kubeadm creates nothing in the real cluster, so the objects are still missing after the phases.
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toContain(
+            "kubeadm init did not finish (missing: kube-system/configmap/kubeadm-config, kube-public/configmap/cluster-info, kube-system/daemonset/kube-proxy, kube-system/deployment/coredns)",
+        );
+        expect(phases(sb)).toEqual(["upload-config", "mark-control-plane", "bootstrap-token", "kubelet-finalize", "addon"]);
+        expect(r.stderr).toMatch(/still incomplete after re-running kubeadm's phases/);
+    });
+
+    test("a finished init is left alone, and Flannel's real manifest with the cluster's pod CIDR is accepted by the API server", () => {
+        const objects = [
+            { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kubeadm-config", namespace: "kube-system" }, data: {} },
+            { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cluster-info", namespace: "kube-public" }, data: {} },
+            ...[
+                ["DaemonSet", "kube-proxy"],
+                ["Deployment", "coredns"],
+            ].map(([kind, name]) => ({
+                apiVersion: "apps/v1",
+                kind,
+                metadata: { name, namespace: "kube-system" },
+                spec: {
+                    selector: { matchLabels: { app: name } },
+                    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name, image: `registry.k8s.io/${name}:test` }] } },
+                },
+            })),
+        ];
+        for (const o of objects) {
+            cp.kubectlOk(["apply", "-f", "-"], JSON.stringify(o));
+        }
+        const sb = controlPlaneSandbox();
+        const r = runStubbed(sb, "kubeadm-init", settings, { env: { STUB_KUBEADM_VERSION: kubernetesRelease } });
+        expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.stringContaining("control plane already initialised") });
+        expect(phases(sb)).toEqual([]);
+        expect(callsTo(sb, "kubeadm").some((c) => /^kubeadm init( |$)/.test(c))).toBe(false);
+
+        const netConf = JSON.parse(JSON.parse(cp.kubectlOk(["-n", "kube-flannel", "get", "configmap", "kube-flannel-cfg", "-o", "json"])).data["net-conf.json"]);
+        expect(netConf.Network).toBe(settings.POD_CIDR);
+        expect(netConf.Backend.Type).toBe("vxlan");
+        const flannel = JSON.parse(cp.kubectlOk(["-n", "kube-flannel", "get", "daemonset", "-o", "json"])).items;
+        expect(flannel.map((d: any) => d.metadata.name)).toEqual(["kube-flannel-ds"]);
+        expect(r.stderr).not.toMatch(/Warning:/);
     });
 });
 
