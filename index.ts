@@ -1,6 +1,8 @@
 /**
  * A kubeadm Kubernetes cluster on three GCP VMs and the http-go app behind a real LoadBalancer.
- * Composition only: read the config, build the components, export what users need.
+ * Composition only: read the config and what the last `up` recorded, build the components, export
+ * what users need (and what the next `up` reads back: kubernetesVersion, adminCredentialsExpire,
+ * credentialsRenewal).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./components/config";
@@ -9,68 +11,86 @@ import { KubeadmCluster } from "./components/kubeadm";
 import { AppLoadBalancer } from "./components/loadBalancer";
 import { MetalLb } from "./components/metallb";
 import { MetricsServer } from "./components/metricsServer";
-import { ClusterNetwork } from "./components/network";
+import { apiServerPort, ClusterNetwork } from "./components/network";
 import { ClusterNodes, sshUser } from "./components/nodes";
+import { planKubernetesChange, readClusterState, supportedKubernetesMinors } from "./components/upgrade";
 
-const cfg = loadConfig();
-const name = cfg.clusterName;
+export = (async () => {
+    const cfg = loadConfig();
+    const name = cfg.clusterName;
 
-const network = new ClusterNetwork(`${name}-network`, {
-    clusterName: name,
-    region: cfg.region,
-    subnetCidr: cfg.subnetCidr,
-    sshSourceRanges: cfg.sshSourceRanges,
-    apiSourceRanges: cfg.apiSourceRanges,
-});
+    // The version the cluster runs, as the last `up` saw it: a skipped minor, a downgrade or an
+    // unsupported version is refused here, before any resource is created or changed.
+    const previous = await readClusterState();
+    const change = planKubernetesChange(previous.kubernetesVersion, cfg.kubernetesVersion, supportedKubernetesMinors);
+    if (change instanceof Error) {
+        throw change;
+    }
 
-const nodes = new ClusterNodes(`${name}-nodes`, {
-    clusterName: name,
-    project: cfg.project,
-    region: cfg.region,
-    zone: cfg.zone,
-    workerCount: cfg.workerCount,
-    machineType: cfg.machineType,
-    bootDiskSizeGb: cfg.bootDiskSizeGb,
-    network,
-});
+    const network = new ClusterNetwork(`${name}-network`, {
+        clusterName: name,
+        region: cfg.region,
+        subnetCidr: cfg.subnetCidr,
+        sshSourceRanges: cfg.sshSourceRanges,
+        apiSourceRanges: cfg.apiSourceRanges,
+    });
 
-const cluster = new KubeadmCluster(`${name}-cluster`, {
-    clusterName: name,
-    nodes,
-    kubernetesVersion: cfg.kubernetesVersion,
-    podCidr: cfg.podCidr,
-    serviceCidr: cfg.serviceCidr,
-    workerImages: [cfg.app.image],
-});
+    const nodes = new ClusterNodes(`${name}-nodes`, {
+        clusterName: name,
+        project: cfg.project,
+        region: cfg.region,
+        zone: cfg.zone,
+        workerCount: cfg.workerCount,
+        machineType: cfg.machineType,
+        bootDiskSizeGb: cfg.bootDiskSizeGb,
+        network,
+    });
 
-// The app's public address: reserved and routed by a GCP load balancer, written into the Service's
-// status by MetalLB (IP address management only), served by kube-proxy on the workers.
-const loadBalancer = new AppLoadBalancer(`${name}-lb`, {
-    clusterName: name,
-    region: cfg.region,
-    zone: cfg.zone,
-    network: network.network,
-    workerInstances: nodes.workers.map((w) => w.instance),
-    workerTag: network.tags.worker,
-});
-const metallb = new MetalLb(`${name}-metallb`, { provider: cluster.provider, addresses: [loadBalancer.address] });
-const metricsServer = new MetricsServer(`${name}-metrics`, { provider: cluster.provider });
-const app = new HttpGoApp(`${name}-app`, {
-    provider: cluster.provider,
-    app: cfg.app,
-    loadBalancerIp: loadBalancer.address,
-    addressPool: metallb.poolName,
-    trafficPath: loadBalancer.trafficPath,
-    metricsServer,
-});
+    const cluster = new KubeadmCluster(`${name}-cluster`, {
+        clusterName: name,
+        nodes,
+        kubernetesVersion: cfg.kubernetesVersion,
+        podCidr: cfg.podCidr,
+        serviceCidr: cfg.serviceCidr,
+        workerImages: [cfg.app.image],
+        previous,
+    });
 
-const describeNode = (n: typeof nodes.controlPlane) => ({ name: n.name, internalIp: n.internalIp, externalIp: n.externalIp });
+    // The app's public address: reserved and routed by a GCP load balancer, written into the Service's
+    // status by MetalLB (IP address management only), served by kube-proxy on the workers.
+    const loadBalancer = new AppLoadBalancer(`${name}-lb`, {
+        clusterName: name,
+        region: cfg.region,
+        zone: cfg.zone,
+        network: network.network,
+        workerInstances: nodes.workers.map((w) => w.instance),
+        workerTag: network.tags.worker,
+    });
+    const metallb = new MetalLb(`${name}-metallb`, { provider: cluster.provider, addresses: [loadBalancer.address] });
+    const metricsServer = new MetricsServer(`${name}-metrics`, { provider: cluster.provider });
+    const app = new HttpGoApp(`${name}-app`, {
+        provider: cluster.provider,
+        app: cfg.app,
+        loadBalancerIp: loadBalancer.address,
+        addressPool: metallb.poolName,
+        trafficPath: loadBalancer.trafficPath,
+        metricsServer,
+    });
 
-export const controlPlane = describeNode(nodes.controlPlane);
-export const workers = nodes.workers.map(describeNode);
-export const apiEndpoint = pulumi.interpolate`https://${nodes.apiAddress}:6443`;
-export const sshPrivateKey = nodes.sshPrivateKey;
-export const ssh = pulumi.interpolate`pulumi stack output sshPrivateKey --show-secrets > ~/.ssh/${name} && chmod 600 ~/.ssh/${name} && ssh -i ~/.ssh/${name} ${sshUser}@${nodes.apiAddress}`;
-export const url = app.url;
-export const kubeconfig = cluster.kubeconfig;
-export const nodeNames = cluster.nodeNames;
+    const describeNode = (n: typeof nodes.controlPlane) => ({ name: n.name, internalIp: n.internalIp, externalIp: n.externalIp });
+
+    return {
+        controlPlane: describeNode(nodes.controlPlane),
+        workers: nodes.workers.map(describeNode),
+        apiEndpoint: pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`,
+        sshPrivateKey: nodes.sshPrivateKey,
+        ssh: pulumi.interpolate`pulumi stack output sshPrivateKey --show-secrets > ~/.ssh/${name} && chmod 600 ~/.ssh/${name} && ssh -i ~/.ssh/${name} ${sshUser}@${nodes.apiAddress}`,
+        url: app.url,
+        kubeconfig: cluster.kubeconfig,
+        nodeNames: cluster.nodeNames,
+        // Read back by the next `up` (components/upgrade.ts clusterStateOutputs).
+        kubernetesVersion: cluster.kubernetesVersion,
+        adminCredentialsExpire: cluster.adminCredentialsExpire,
+        credentialsRenewal: cluster.credentialsRenewal,
+    };
+})();

@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { apiServerPort } from "./network";
 import { ClusterNode, ClusterNodes } from "./nodes";
 import { remoteInvocation, renderScript } from "./scripts";
+import { ClusterState, credentialsRenewalKey, credentialsStep, kubernetesUpgradeSteps, line } from "./upgrade";
 import { flannelManifestUrl, versions } from "./versions";
 
 export interface KubeadmClusterArgs {
@@ -17,6 +18,13 @@ export interface KubeadmClusterArgs {
     workerImages?: string[];
     /** How long cluster-ready waits for every node to be Ready. */
     readyTimeoutSeconds?: number;
+    /**
+     * What the last `pulumi up` of this stack recorded (components/upgrade.ts readClusterState): the
+     * version the cluster runs and when its admin credentials expire. Empty before the first `up`.
+     */
+    previous: ClusterState;
+    /** The moment renewal is judged against (tests set it; default: now). */
+    now?: Date;
 }
 
 /**
@@ -35,6 +43,12 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     readonly provider: k8s.Provider;
     /** Names of the Kubernetes nodes, known once they are Ready. */
     readonly nodeNames: pulumi.Output<string[]>;
+    /** The version every node runs once the upgrade chain has finished, e.g. "v1.36.3". */
+    readonly kubernetesVersion: pulumi.Output<string>;
+    /** When the admin credentials (kubeconfig) expire, RFC 3339; renewed within 30 days of it. */
+    readonly adminCredentialsExpire: pulumi.Output<string>;
+    /** The credentials step's renewal key in use (kept in state so that it changes only when due). */
+    readonly credentialsRenewal: string;
 
     constructor(name: string, args: KubeadmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:kubeadm:KubeadmCluster", name, {}, opts);
@@ -53,7 +67,11 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     triggers: [node.ready.id],
                     addPreviousOutputInEnv: false,
                 },
-                { parent: this },
+                // A node is prepared once, like cloud-init's user data: a new VM (its ready step)
+                // prepares again with the script and settings of the day. Changes to them do not
+                // re-run it on live nodes, so a kubernetesVersion bump previews only the upgrade
+                // steps (the packages of live nodes are the upgrade's business, docs/upgrading.md).
+                { parent: this, ignoreChanges: ["create"] },
             );
         const pullImages = (node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>) =>
             new command.remote.Command(
@@ -138,6 +156,27 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             return join;
         });
 
+        // Day 2: the control plane's in-place upgrade after init, then each worker's in turn; on a new
+        // cluster or an unchanged version every step is a no-op. Then the admin credentials' expiry,
+        // renewed when due, so the kubeconfig below is re-read after an upgrade or a renewal.
+        const upgrade = kubernetesUpgradeSteps({
+            controlPlane: cp,
+            workers: nodes.workers.map((node, i) => ({ node, joined: joined[i] })),
+            kubernetesMinor: args.kubernetesVersion,
+            after: [init],
+            stepName: (node, what) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`,
+            parent: this,
+        });
+        this.credentialsRenewal = credentialsRenewalKey(args.previous, args.now ?? new Date());
+        const credentials = credentialsStep(`${name}-credentials`, {
+            controlPlane: cp,
+            version: line(upgrade.controlPlane),
+            renewal: this.credentialsRenewal,
+            parent: this,
+        });
+        this.kubernetesVersion = upgrade.version;
+        this.adminCredentialsExpire = line(credentials);
+
         const allNodes = [cp.name, ...nodes.workers.map((w) => w.name)];
         const clusterReady = new command.remote.Command(
             `${name}-cluster-ready`,
@@ -148,7 +187,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     PUBLIC_ENDPOINT: pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`,
                     TIMEOUT_SECONDS: String(args.readyTimeoutSeconds ?? 600),
                 }),
-                triggers: [init.id, ...joined.map((j) => j.id)],
+                triggers: [init.id, ...joined.map((j) => j.id), this.adminCredentialsExpire],
                 logging: "none",
                 addPreviousOutputInEnv: false,
             },
@@ -177,6 +216,11 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        this.registerOutputs({ kubeconfig: this.kubeconfig, nodeNames: this.nodeNames });
+        this.registerOutputs({
+            kubeconfig: this.kubeconfig,
+            nodeNames: this.nodeNames,
+            kubernetesVersion: this.kubernetesVersion,
+            adminCredentialsExpire: this.adminCredentialsExpire,
+        });
     }
 }

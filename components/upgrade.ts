@@ -200,6 +200,7 @@ export function kubernetesUpgradeSteps(args: KubernetesUpgradeArgs): KubernetesU
         {
             connection: cp.connection,
             create: script("upgrade-control-plane", { K8S_MINOR: args.kubernetesMinor, NODE_NAME: cp.name }),
+            addPreviousOutputInEnv: false,
         },
         // Ordering only: a re-run because a worker was replaced would move the cluster to a newer patch.
         { ...opts, dependsOn: args.after },
@@ -208,18 +209,19 @@ export function kubernetesUpgradeSteps(args: KubernetesUpgradeArgs): KubernetesU
     const workers = args.workers.map(({ node, joined }) => {
         const drain = new command.remote.Command(
             args.stepName(node, "upgrade-drain"),
-            { connection: cp.connection, create: script("upgrade-drain", { NODE_NAME: node.name, KUBERNETES_VERSION: version }) },
+            { connection: cp.connection, create: script("upgrade-drain", { NODE_NAME: node.name, KUBERNETES_VERSION: version }), addPreviousOutputInEnv: false },
             // The node must be registered before it can be drained; on a new cluster it joins first.
             { ...opts, dependsOn: [joined] },
         );
         const upgrade = new command.remote.Command(
             args.stepName(node, "upgrade"),
-            { connection: node.connection, create: script("upgrade-worker", { KUBERNETES_VERSION: line(drain) }) },
-            opts,
+            { connection: node.connection, create: script("upgrade-worker", { KUBERNETES_VERSION: line(drain) }), addPreviousOutputInEnv: false },
+            // Also when a replaced worker re-runs it (its connection changed): only once it has joined.
+            { ...opts, dependsOn: [joined] },
         );
         const uncordon = new command.remote.Command(
             args.stepName(node, "upgrade-uncordon"),
-            { connection: cp.connection, create: script("upgrade-uncordon", { NODE_NAME: node.name, KUBERNETES_VERSION: line(upgrade) }) },
+            { connection: cp.connection, create: script("upgrade-uncordon", { NODE_NAME: node.name, KUBERNETES_VERSION: line(upgrade) }), addPreviousOutputInEnv: false },
             opts,
         );
         version = line(uncordon);
@@ -254,6 +256,7 @@ export function credentialsStep(name: string, args: CredentialsArgs): command.re
             connection: args.controlPlane.connection,
             create: script("renew-certs", { RENEW_WITHIN_DAYS: String(renewWithinDays) }),
             triggers: [args.version, args.renewal],
+            addPreviousOutputInEnv: false,
         },
         { parent: args.parent },
     );

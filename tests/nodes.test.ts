@@ -73,7 +73,7 @@ describe("host keys", () => {
                 : mockInvoke(token, inputs);
         const after = await runProgram(minimal, "dev", replaced);
         expect(changed(run, after)).toEqual(
-            ["images", "join", "prepare"].map((s) => `k8s-dev-cluster-worker-1-${s}`).concat("k8s-dev-nodes-worker-1-ready"),
+            ["images", "join", "prepare", "upgrade"].map((s) => `k8s-dev-cluster-worker-1-${s}`).concat("k8s-dev-nodes-worker-1-ready"),
         );
         expect(after.get("k8s-dev-nodes-worker-1-ready").inputs.connection.hostKey).toBe(fakeHostKey("k8s-dev-worker-1 (replaced)"));
     });
@@ -98,7 +98,8 @@ describe("addresses", () => {
 
     test("after their first dial, workers are reached at their internal IP through the control plane", () => {
         const workerSteps = commands(run).filter((c) => nodeOf(c) !== cpName && !isReady(c));
-        expect(workerSteps).toHaveLength(6);
+        // prepare, images, join and the in-place upgrade, on each of the two workers.
+        expect(workerSteps).toHaveLength(8);
         for (const c of workerSteps) {
             const { connection } = c.inputs;
             expect(connection.host).toBe(internalIpOf(run, nodeOf(c)));

@@ -195,6 +195,8 @@ export async function recordUnderMocks<T>(
         projectName,
         options.stack ?? "dev",
         false,
+        // The DIY backends' organization: index.ts names its own stack to read the last deployment.
+        "organization",
     );
 
     let value: T | undefined;
@@ -262,7 +264,8 @@ export async function recordUnderMocks<T>(
         });
         // A throw here would also reject the stack's own bookkeeping; keep it and rethrow below.
         try {
-            value = build(pulumi);
+            // The program is an async function's promise (index.ts reads the last deployment first).
+            value = await build(pulumi);
         } catch (e) {
             buildError = e;
         }
@@ -374,7 +377,8 @@ export function previewChanges(before: Recording, after: Recording, options: { r
         }
         const keys = new Set([...Object.keys(old.inputs), ...Object.keys(r.inputs)]);
         const unknown = (k: string) => (r.propertyDependencies[k] ?? []).some((d) => unknownOutputs.has(d));
-        const changed = [...keys].filter((k) => unknown(k) || !same(old.inputs[k], r.inputs[k]));
+        // ignoreChanges keeps the stored value of those inputs, so they never show as a change.
+        const changed = [...keys].filter((k) => !r.ignoreChanges.includes(k) && (unknown(k) || !same(old.inputs[k], r.inputs[k])));
         const forcesReplace = (k: string): boolean => {
             if (r.type.startsWith("command:")) {
                 return k === "triggers";
@@ -406,12 +410,27 @@ export function previewChanges(before: Recording, after: Recording, options: { r
 }
 
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
-export async function runProgram(config: Record<string, string>, stack = "dev", invoke?: MockInvoke): Promise<ProgramRun> {
+export async function runProgram(
+    config: Record<string, string>,
+    stack = "dev",
+    invoke?: MockInvoke,
+    /** The outputs of the stack's last deployment, which index.ts reads back (default: none, a new stack). */
+    previous: Record<string, string> = {},
+    /** What a command prints, by logical name, where a test needs more than `fakeStdout` (e.g. a version). */
+    stdoutOf: (name: string) => string | undefined = () => undefined,
+): Promise<ProgramRun> {
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
         allConfig[key.includes(":") ? key : `${projectName}:${key}`] = value;
     }
-    const recording = await recordUnderMocks(() => require("../../index") as Record<string, unknown>, { config: allConfig, stack, invoke });
+    const state: MockState = (type, name, inputs) => {
+        if (type === "pulumi:pulumi:StackReference") {
+            return { ...inputs, outputs: previous, secretOutputNames: [] };
+        }
+        const printed = type === "command:remote:Command" ? stdoutOf(name) : undefined;
+        return printed === undefined ? mockState(type, name, inputs) : { ...inputs, stdout: printed, stderr: "" };
+    };
+    const recording = await recordUnderMocks(() => require("../../index") as Promise<Record<string, unknown>>, { config: allConfig, stack, invoke, state });
     const outputs: Record<string, any> = {};
     const secretOutputs: string[] = [];
     for (const [key, value] of Object.entries(recording.value)) {

@@ -1,0 +1,75 @@
+/**
+ * Day 2 as the real program (index.ts under mocks) previews it: what the last `up` recorded is read
+ * back, a `kubernetesVersion` bump previews only the upgrade, a second `up` previews nothing, a
+ * renewal that falls due previews only the credentials and the kubeconfig, and a bad bump is
+ * refused before any resource is declared. The steps' own order is in tests/upgrade.test.ts.
+ */
+import { previewChanges, ProgramRun, runProgram } from "./helpers/program";
+
+const minimal = { "gcp:project": "test-project" };
+const inAYear = "2027-11-20T10:00:00Z";
+/** What the last `up` of a 1.35 cluster left in the stack's outputs. */
+const at135 = { kubernetesVersion: "v1.35.9", adminCredentialsExpire: inAYear, credentialsRenewal: "initial" };
+
+/** What the steps print on a real cluster: the version they established, the credentials' expiry. */
+const printing = (version: string, expiry: string) => (name: string) => {
+    if (/-(upgrade|upgrade-drain|upgrade-uncordon)$/.test(name)) {
+        return `${version}\n`;
+    }
+    return name.endsWith("-credentials") ? `${expiry}\n` : undefined;
+};
+
+const grouped = (changes: Map<string, string>) => {
+    const out: Record<string, string[]> = {};
+    for (const [name, change] of [...changes.entries()].sort()) {
+        (out[change] ??= []).push(name.replace(/^k8s-dev-/, ""));
+    }
+    return out;
+};
+
+let up135: ProgramRun;
+beforeAll(async () => {
+    up135 = await runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, at135, printing("v1.35.9", inAYear));
+});
+
+test("the outputs the next `up` reads back are exported: the version, the credentials' expiry, the renewal key", () => {
+    expect(up135.outputs.kubernetesVersion).toBe("v1.35.9");
+    expect(up135.outputs.adminCredentialsExpire).toBe(inAYear);
+    expect(up135.outputs.credentialsRenewal).toBe("initial");
+    for (const key of ["kubernetesVersion", "adminCredentialsExpire", "credentialsRenewal"]) {
+        expect(up135.secretOutputs).not.toContain(key);
+    }
+});
+
+test("a second `up` with nothing changed previews nothing", async () => {
+    const again = await runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, at135, printing("v1.35.9", inAYear));
+    expect(grouped(previewChanges(up135, again))).toEqual({});
+});
+
+test("1.35 -> 1.36: the preview shows the upgrade steps and the kubeconfig they renew, and nothing else", async () => {
+    const up136 = await runProgram({ ...minimal, kubernetesVersion: "1.36" }, "dev", undefined, at135, printing("v1.36.3", "2027-12-01T10:00:00Z"));
+    const upgradeSteps = ["control-plane-upgrade", ...["worker-1", "worker-2"].flatMap((w) => ["upgrade-drain", "upgrade", "upgrade-uncordon"].map((s) => `${w}-${s}`))];
+    expect(grouped(previewChanges(up135, up136))).toEqual({
+        // Every node's packages and kubeadm's upgrade, in turn; the prepare steps stay as they are.
+        update: [...upgradeSteps.map((s) => `cluster-${s}`), "cluster-k8s"].sort(),
+        // `kubeadm upgrade apply` renews the certificates: the expiry is read again, and with it the
+        // kubeconfig the provider uses (an update of the provider: clusterIdentifier is unchanged).
+        replace: ["cluster-cluster-ready", "cluster-credentials"],
+    });
+    expect(up136.outputs.kubernetesVersion).toBe("v1.36.3");
+});
+
+test("renewal falls due: only the credentials step, the kubeconfig it feeds and the provider change", async () => {
+    const soon = { ...at135, adminCredentialsExpire: new Date(Date.now() + 10 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, "Z") };
+    const before = await runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, { ...at135, adminCredentialsExpire: inAYear }, printing("v1.35.9", soon.adminCredentialsExpire));
+    const due = await runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, soon, printing("v1.35.9", inAYear));
+    expect(due.outputs.credentialsRenewal).toBe(`renew-before-${soon.adminCredentialsExpire}`);
+    expect(grouped(previewChanges(before, due))).toEqual({ replace: ["cluster-cluster-ready", "cluster-credentials"], update: ["cluster-k8s"] });
+});
+
+test.each([
+    ["1.35", { ...at135, kubernetesVersion: "v1.36.3" }, /kubernetesVersion: the cluster runs v1\.36\.3 and 1\.35 was requested; kubeadm cannot downgrade a cluster/],
+    ["1.34", at135, /kubernetesVersion: .*1\.34 (was requested|is not)/],
+])("kubernetesVersion %s on a cluster recorded at %o is refused before any resource is declared", async (requested, previous, message) => {
+    await expect(runProgram({ ...minimal, kubernetesVersion: requested }, "dev", undefined, previous)).rejects.toThrow(message);
+});
