@@ -55,7 +55,7 @@ describe("traffic path wiring (the composition index.ts uses)", () => {
     test("every Kubernetes object passes schema validation", () => {
         const objects = r.resources.filter((x) => isKubernetesObjectType(x.type));
         const sources = new Set(objects.map((x) => schemaSourceFor(x.type)));
-        expect(sources).toEqual(new Set(["kubernetes-models", "metallb-crd", "helm-values"]));
+        expect(sources).toEqual(new Set(["kubernetes-models", "api-server", "helm-values"]));
         expect(kubernetesObjectProblems(objects.map((x) => ({ type: x.type, inputs: x.inputs, name: x.name })))).toEqual([]);
     });
 });

@@ -3,14 +3,11 @@
  *
  * - Built-in kinds (`kubernetes:apps/v1:Deployment`, `kubernetes:core/v1:Service`, …): the
  *   OpenAPI-derived validators of `kubernetes-models` (types, required fields, enums,
- *   int-or-string, nested objects), plus the API server checks that OpenAPI cannot express and
- *   that are cheap to restate: names, label and annotation syntax, a workload's selector matching
- *   its pod template. Unknown fields are NOT rejected by those validators (the schemas allow
- *   extra properties); the TypeScript types of @pulumi/kubernetes catch misspelt fields instead.
- * - MetalLB's `IPAddressPool` (no kubernetes-models package exists for MetalLB): the CRD's
- *   openAPIV3Schema, transcribed below from metallb/metallb config/crd/bases (controller-gen
- *   v0.16) without descriptions, checked by a small structural validator that also rejects unknown
- *   fields (the API server would prune them silently); metadata through the real ObjectMeta schema.
+ *   int-or-string, nested objects), a fast first check. What only an API server checks (names,
+ *   label syntax, selectors, admission such as Pod Security) is the control-plane tier's job.
+ * - Custom resources (MetalLB's `IPAddressPool`): left to the control-plane tier
+ *   (tests/controlplane/), where the real API server checks them against MetalLB's CRDs generated
+ *   from its Go types; here they are only recognised ("api-server").
  * - Helm charts (`kubernetes:helm.sh/v4:Chart`, or a v3 Release): shape only — pinned chart version, https
  *   repository, JSON-clean values, and for the charts this program installs, value keys that exist
  *   in the chart's values.yaml with the expected types. The rendered manifests are not validated.
@@ -32,7 +29,7 @@ export interface KubernetesObjectInput {
     name?: string;
 }
 
-export type SchemaSource = "kubernetes-models" | "metallb-crd" | "helm-values";
+export type SchemaSource = "kubernetes-models" | "api-server" | "helm-values";
 
 interface TypeToken {
     group: string;
@@ -60,8 +57,8 @@ export function schemaSourceFor(type: string): SchemaSource | undefined {
     if (t.group === "helm.sh" && (t.kind === "Release" || t.kind === "Chart")) {
         return "helm-values";
     }
-    if (customResourceSchemas[`${t.group}/${t.version}/${t.kind}`]) {
-        return "metallb-crd";
+    if (customResourceGroups.includes(t.group)) {
+        return "api-server";
     }
     return modelFile(t) ? "kubernetes-models" : undefined;
 }
@@ -100,6 +97,9 @@ export function kubernetesObjectProblems(objects: KubernetesObjectInput[]): stri
             problems.push(...helmReleaseProblems(inputs).map((p) => `${label}: ${p}`));
             continue;
         }
+        if (source === "api-server") {
+            continue;
+        }
         const object = plainJson(inputs);
         const apiVersion = t.group === "core" ? t.version : `${t.group}/${t.version}`;
         if (object.apiVersion !== undefined && object.apiVersion !== apiVersion) {
@@ -110,24 +110,7 @@ export function kubernetesObjectProblems(objects: KubernetesObjectInput[]): stri
         }
         object.apiVersion = apiVersion;
         object.kind = t.kind;
-        problems.push(...apiServerProblems(t, object).map((p) => `${label}: ${p}`));
-        if (source === "metallb-crd") {
-            const schema = customResourceSchemas[`${t.group}/${t.version}/${t.kind}`];
-            const { metadata, ...rest } = object;
-            problems.push(...structuralProblems(schema, rest, "").map((p) => `${label}: ${p}`));
-            if (metadata !== undefined) {
-                jobs.push({
-                    file: path.join(scopedPackageDir("apimachinery"), "_schemas", "IoK8sApimachineryPkgApisMetaV1ObjectMeta.js"),
-                    exportName: "validate",
-                    isFunction: true,
-                    runner: path.join(scopedPackageDir("validate"), "dist", "index.js"),
-                    object: metadata,
-                });
-                jobLabels.push(`${label} metadata`);
-            }
-            continue;
-        }
-        jobs.push({ file: modelFile(t)!, exportName: t.kind, isFunction: false, object });
+        jobs.push({ file: modelFile(t)!, exportName: t.kind, object });
         jobLabels.push(label);
     }
     if (jobs.length > 0) {
@@ -146,10 +129,6 @@ export function kubernetesObjectProblems(objects: KubernetesObjectInput[]): stri
 interface ChildJob {
     file: string;
     exportName: string;
-    /** A bare ajv validate function (ObjectMeta) rather than a model class. */
-    isFunction: boolean;
-    /** @kubernetes-models/validate's entry, which turns ajv errors into messages. */
-    runner?: string;
     object: unknown;
 }
 
@@ -162,12 +141,7 @@ const results = [];
 for (const job of jobs) {
     try {
         const mod = await import(pathToFileURL(job.file).href);
-        if (job.isFunction) {
-            const { runValidateFunc } = await import(pathToFileURL(job.runner).href);
-            runValidateFunc(mod[job.exportName], job.object);
-        } else {
-            new mod[job.exportName](job.object).validate();
-        }
+        new mod[job.exportName](job.object).validate();
         results.push(null);
     } catch (e) {
         results.push(String((e && e.message) || e));
@@ -193,12 +167,6 @@ function kubernetesModelsDir(): string {
     return modelsRoot;
 }
 
-/** A dependency of kubernetes-models (`@kubernetes-models/<name>`), nested or hoisted. */
-function scopedPackageDir(name: string): string {
-    const nested = path.join(kubernetesModelsDir(), "node_modules", "@kubernetes-models", name);
-    return fs.existsSync(nested) ? nested : findUp(path.join("node_modules", "@kubernetes-models", name, "package.json"));
-}
-
 function findUp(relative: string): string {
     for (let dir = __dirname; ; dir = path.dirname(dir)) {
         const candidate = path.join(dir, relative);
@@ -222,190 +190,10 @@ function plainJson(value: unknown): any {
     return value === undefined ? {} : JSON.parse(JSON.stringify(value));
 }
 
-// ---------------------------------------------------------------------------------------------
-// API server validation that the OpenAPI schemas do not carry.
+/** API groups of custom resources: the control-plane tier applies them against their real CRDs. */
+const customResourceGroups = ["metallb.io"];
 
 const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const dns1035Label = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
-const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const qualifiedNamePart = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const labelValue = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-
-function qualifiedNameProblem(key: string): string | undefined {
-    const parts = key.split("/");
-    if (parts.length > 2) {
-        return "has more than one '/'";
-    }
-    const [prefix, name] = parts.length === 2 ? parts : [undefined, parts[0]];
-    if (prefix !== undefined && (prefix.length > 253 || !dns1123Subdomain.test(prefix))) {
-        return "has a prefix that is not a DNS subdomain";
-    }
-    if (name.length === 0 || name.length > 63 || !qualifiedNamePart.test(name)) {
-        return "has a name part that is not 1-63 alphanumerics, '-', '_' or '.'";
-    }
-    return undefined;
-}
-
-function labelProblems(where: string, labels: unknown): string[] {
-    if (labels === undefined) {
-        return [];
-    }
-    const problems: string[] = [];
-    for (const [key, value] of Object.entries(labels as Record<string, unknown>)) {
-        const keyProblem = qualifiedNameProblem(key);
-        if (keyProblem) {
-            problems.push(`${where} key "${key}" ${keyProblem}`);
-        }
-        if (typeof value !== "string" || value.length > 63 || !labelValue.test(value)) {
-            problems.push(`${where} "${key}" value ${JSON.stringify(value)} is not a valid label value`);
-        }
-    }
-    return problems;
-}
-
-function apiServerProblems(t: TypeToken, object: any): string[] {
-    const problems: string[] = [];
-    const metadata = object.metadata ?? {};
-    const name = metadata.name;
-    if (name !== undefined) {
-        // Services become DNS labels of their own; namespaces are DNS labels; the rest subdomains.
-        const [re, what, max] =
-            t.kind === "Service" ? [dns1035Label, "DNS-1035 label", 63] : t.kind === "Namespace" ? [dns1123Label, "DNS-1123 label", 63] : [dns1123Subdomain, "DNS-1123 subdomain", 253];
-        if (typeof name !== "string" || name.length > max || !re.test(name)) {
-            problems.push(`metadata.name ${JSON.stringify(name)} is not a ${what}`);
-        }
-    }
-    if (metadata.namespace !== undefined && (typeof metadata.namespace !== "string" || !dns1123Label.test(metadata.namespace))) {
-        problems.push(`metadata.namespace ${JSON.stringify(metadata.namespace)} is not a DNS-1123 label`);
-    }
-    problems.push(...labelProblems("metadata.labels", metadata.labels));
-    for (const key of Object.keys(metadata.annotations ?? {})) {
-        const keyProblem = qualifiedNameProblem(key);
-        if (keyProblem) {
-            problems.push(`metadata.annotations key "${key}" ${keyProblem}`);
-        }
-    }
-    const template = object.spec?.template;
-    if (template !== undefined) {
-        problems.push(...labelProblems("spec.template.metadata.labels", template.metadata?.labels));
-        const matchLabels: Record<string, string> = object.spec?.selector?.matchLabels ?? {};
-        const podLabels: Record<string, string> = template.metadata?.labels ?? {};
-        for (const [key, value] of Object.entries(matchLabels)) {
-            if (podLabels[key] !== value) {
-                problems.push(`spec.selector.matchLabels ${key}=${value} does not match the pod template's labels`);
-            }
-        }
-    }
-    return problems;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Custom resources: transcribed CRD schemas and a structural validator.
-
-/** The subset of OpenAPI v3 that structural CRD schemas use. */
-export interface StructuralSchema {
-    type?: "object" | "array" | "string" | "boolean" | "integer" | "number";
-    properties?: Record<string, StructuralSchema>;
-    required?: string[];
-    items?: StructuralSchema;
-    additionalProperties?: StructuralSchema;
-    enum?: unknown[];
-}
-
-const labelSelectorSchema: StructuralSchema = {
-    type: "object",
-    properties: {
-        matchExpressions: {
-            type: "array",
-            items: {
-                type: "object",
-                required: ["key", "operator"],
-                properties: {
-                    key: { type: "string" },
-                    operator: { type: "string" },
-                    values: { type: "array", items: { type: "string" } },
-                },
-            },
-        },
-        matchLabels: { type: "object", additionalProperties: { type: "string" } },
-    },
-};
-
-/**
- * `ipaddresspools.metallb.io` v1beta1, openAPIV3Schema without descriptions (metallb/metallb
- * config/crd/bases/metallb.io_ipaddresspools.yaml; the same fields since MetalLB 0.13).
- */
-export const ipAddressPoolSchema: StructuralSchema = {
-    type: "object",
-    required: ["spec"],
-    properties: {
-        apiVersion: { type: "string" },
-        kind: { type: "string" },
-        spec: {
-            type: "object",
-            required: ["addresses"],
-            properties: {
-                addresses: { type: "array", items: { type: "string" } },
-                autoAssign: { type: "boolean" },
-                avoidBuggyIPs: { type: "boolean" },
-                serviceAllocation: {
-                    type: "object",
-                    properties: {
-                        namespaceSelectors: { type: "array", items: labelSelectorSchema },
-                        namespaces: { type: "array", items: { type: "string" } },
-                        priority: { type: "integer" },
-                        serviceSelectors: { type: "array", items: labelSelectorSchema },
-                    },
-                },
-            },
-        },
-        status: { type: "object" },
-    },
-};
-
-const customResourceSchemas: Record<string, StructuralSchema> = {
-    "metallb.io/v1beta1/IPAddressPool": ipAddressPoolSchema,
-};
-
-/** Problems of `value` against `schema`, with JSON-pointer-like paths; unknown fields are problems. */
-export function structuralProblems(schema: StructuralSchema, value: unknown, at: string): string[] {
-    const where = at === "" ? "(root)" : at;
-    const typeOk: Record<string, (v: unknown) => boolean> = {
-        object: (v) => typeof v === "object" && v !== null && !Array.isArray(v),
-        array: Array.isArray,
-        string: (v) => typeof v === "string",
-        boolean: (v) => typeof v === "boolean",
-        integer: (v) => Number.isInteger(v),
-        number: (v) => typeof v === "number" && Number.isFinite(v),
-    };
-    if (schema.type && !typeOk[schema.type](value)) {
-        return [`${where} must be ${schema.type}, got ${JSON.stringify(value)}`];
-    }
-    if (schema.enum && !schema.enum.includes(value)) {
-        return [`${where} must be one of ${JSON.stringify(schema.enum)}, got ${JSON.stringify(value)}`];
-    }
-    const problems: string[] = [];
-    if (schema.type === "array" && schema.items) {
-        (value as unknown[]).forEach((item, i) => problems.push(...structuralProblems(schema.items!, item, `${at}/${i}`)));
-    }
-    if (schema.type === "object") {
-        const object = value as Record<string, unknown>;
-        for (const key of schema.required ?? []) {
-            if (object[key] === undefined) {
-                problems.push(`${at}/${key} is required`);
-            }
-        }
-        for (const [key, item] of Object.entries(object)) {
-            const sub = schema.properties?.[key] ?? schema.additionalProperties;
-            if (sub) {
-                problems.push(...structuralProblems(sub, item, `${at}/${key}`));
-            } else if (schema.properties) {
-                problems.push(`${at}/${key} is not a field of this schema`);
-            }
-        }
-    }
-    return problems;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helm releases: shape of the release and of the values this program sets.
