@@ -7,8 +7,8 @@
 #                       running control plane reports, so a node that joins never has a newer kubelet).
 #                       Empty: the newest patch of K8S_MINOR (a new cluster's control plane).
 #   CONTAINERD_VERSION  exact version of Docker's containerd.io package, e.g. 2.2.1-1~ubuntu.24.04~noble.
-#   Tuning (tests shrink them): APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10),
-#   APT_RETRY_ATTEMPTS (8), CLOUD_INIT_TIMEOUT_SECONDS (900).
+#   Tuning (tests shrink them): CLOUD_INIT_TIMEOUT_SECONDS (900), and apt's (lib/common.sh):
+#   APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10), APT_RETRY_ATTEMPTS (8).
 #
 # Waits for cloud-init, stops if ufw is active, disables swap, loads overlay/br_netfilter/vxlan
 # (failing at once when the kernel lacks one), applies its own bridge/forwarding sysctl file, waits
@@ -32,23 +32,14 @@ if [[ -n $K8S_VERSION ]]; then
 fi
 require_match CONTAINERD_VERSION "$CONTAINERD_VERSION" '^2\.[0-9]+\.[0-9]+-[0-9]+~ubuntu\.[0-9]+\.[0-9]+~[a-z]+$' \
     "an exact containerd.io 2.x package version of Docker's repository such as 2.2.1-1~ubuntu.24.04~noble ('apt-cache madison containerd.io' lists them; Ubuntu's own containerd 1.7 is end-of-life)"
-APT_LOCK_WAIT_SECONDS="${APT_LOCK_WAIT_SECONDS:-600}"
-APT_LOCK_POLL_SECONDS="${APT_LOCK_POLL_SECONDS:-10}"
-APT_RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}"
-require_match APT_LOCK_WAIT_SECONDS "$APT_LOCK_WAIT_SECONDS" '^[0-9]+$' "a whole number of seconds"
-require_match APT_LOCK_POLL_SECONDS "$APT_LOCK_POLL_SECONDS" '^[1-9][0-9]*$' "a positive whole number of seconds"
+require_apt_settings
 
-export DEBIAN_FRONTEND=noninteractive
-# Keep Ubuntu's needrestart hook from restarting services in the middle of provisioning.
-export NEEDRESTART_SUSPEND=1
 CLOUD_INIT_TIMEOUT_SECONDS="${CLOUD_INIT_TIMEOUT_SECONDS:-900}"
 
 DOCKER_REPO_URL="https://download.docker.com/linux/ubuntu"
 DOCKER_KEYRING="/etc/apt/keyrings/docker.asc"
 DOCKER_SOURCE="/etc/apt/sources.list.d/docker.sources"
 K8S_REPO_URL="https://pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/"
-K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
 CONTAINERD_CONFIG="/etc/containerd/config.toml"
 RUNC_OPTIONS_TABLE="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]"
 PINNED_IMAGES_TABLE="[plugins.'io.containerd.cri.v1.images'.pinned_images]"
@@ -58,65 +49,6 @@ KUBE_PACKAGES=(kubelet kubeadm kubectl)
 # overlay: containerd's snapshotter; br_netfilter: bridged pod traffic through iptables; vxlan:
 # Flannel's VXLAN backend, which every pod-to-pod packet between nodes travels in.
 KERNEL_MODULES=(overlay br_netfilter vxlan)
-
-# Right after boot apt-daily.service and apt-daily-upgrade.service (unattended-upgrades) run apt.
-# A transient unit ordered after both starts only once neither has a start job running, so waiting
-# for it waits for them. Bounded: past the bound each apt call still waits for apt's locks.
-wait_for_apt_timers() {
-    if ! command -v systemd-run >/dev/null 2>&1; then
-        log "no systemd-run here; not waiting for the apt timers (apt calls still wait for apt's locks)"
-        return 0
-    fi
-    log "waiting for apt-daily.service and apt-daily-upgrade.service to finish (at most ${APT_LOCK_WAIT_SECONDS}s)"
-    local rc=0
-    timeout "$APT_LOCK_WAIT_SECONDS" systemd-run --quiet --wait --collect \
-        --property=After=apt-daily.service --property=After=apt-daily-upgrade.service /bin/true >&2 || rc=$?
-    case "$rc" in
-        0) ;;
-        124) warn "the apt timers' services were still running after ${APT_LOCK_WAIT_SECONDS}s; going on, apt calls wait for apt's locks" ;;
-        *) warn "'systemd-run --wait' failed with exit code $rc; going on, apt calls wait for apt's locks" ;;
-    esac
-}
-
-APT_TIMERS_WAITED=0
-APT_DEADLINE=0
-
-# Every apt-get call first waits (once) for the apt timers, then waits while another process holds
-# one of apt's locks, for at most APT_LOCK_WAIT_SECONDS: DPkg::Lock::Timeout covers only dpkg's
-# locks, and `apt-get update` and `install` take the lists and archives locks without waiting
-# (exit 100 at once). Other failures (a mirror mid-sync, a repository hiccup) are retried
-# APT_RETRY_ATTEMPTS times, with retry's backoff: about 2.5 minutes for the default 8.
-apt_get() {
-    if ((!APT_TIMERS_WAITED)); then
-        wait_for_apt_timers
-        APT_TIMERS_WAITED=1
-    fi
-    APT_DEADLINE=$((SECONDS + APT_LOCK_WAIT_SECONDS))
-    RETRY_ATTEMPTS="$APT_RETRY_ATTEMPTS" retry apt_get_waiting "$@"
-}
-
-apt_get_waiting() {
-    local rc errors="$WORK/apt-errors" lock
-    while true; do
-        rc=0
-        # English messages, so that the lock message below can be recognised.
-        LC_ALL=C apt-get -q -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" >&2 2>"$errors" || rc=$?
-        cat "$errors" >&2
-        ((rc)) || return 0
-        lock="$(grep -m 1 -oE '(Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock) .*' "$errors")" ||
-            return "$rc"
-        if ((SECONDS >= APT_DEADLINE)); then
-            die "apt was still locked after ${APT_LOCK_WAIT_SECONDS}s ($lock): another apt run (apt-daily, unattended-upgrades or Google's OS Config agent) has not finished. On the node, 'ps -ef | grep -E \"apt|dpkg|unattended\"' shows it; wait for it to end, then run 'pulumi up' again"
-        fi
-        log "apt is busy ($lock); trying again in ${APT_LOCK_POLL_SECONDS}s, for at most ${APT_LOCK_WAIT_SECONDS}s"
-        sleep "$APT_LOCK_POLL_SECONDS"
-    done
-}
-
-apt_install() {
-    apt_get install -y \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
-}
 
 wait_for_cloud_init() {
     command -v cloud-init >/dev/null 2>&1 ||

@@ -1,11 +1,11 @@
-import { spawn, spawnSync, ChildProcess } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { scriptsDir, renderScript } from "../../components/scripts";
 import { versions } from "../../components/versions";
 import {
-    callsTo, clearCalls, createSandbox, existsRoot, fixturesDir, perlPath, readRoot, removeSandboxes, runScript, Sandbox,
-    setState, snapshotRoot, tomlTable, writeRoot, calls,
+    callsTo, clearCalls, createSandbox, existsRoot, fixturesDir, holdAptListsLock, perlPath, readRoot, releaseAptLocks, removeSandboxes,
+    runScript, Sandbox, setState, snapshotRoot, tomlTable, writeRoot, calls,
 } from "./harness";
 
 const settings = { K8S_MINOR: "1.36", CONTAINERD_VERSION: versions.containerdPackage };
@@ -385,29 +385,14 @@ describe("prepare-node.sh kernel and host prerequisites", () => {
 });
 
 describe("prepare-node.sh and apt's locks", () => {
-    const holders: ChildProcess[] = [];
-    afterAll(() => holders.forEach((h) => h.kill()));
-
-    /** Holds apt's lists lock (an fcntl lock, like apt's own) from another process for `seconds`. */
-    async function holdListsLock(sb: Sandbox, seconds: number): Promise<ChildProcess> {
-        const dir = path.join(sb.root, "var/lib/apt/lists");
-        fs.mkdirSync(dir, { recursive: true });
-        const holder = spawn(perlPath!, [path.join(fixturesDir, "fcntl-lock.pl"), "hold", path.join(dir, "lock"), String(seconds)]);
-        holders.push(holder);
-        await new Promise<void>((resolve, reject) => {
-            holder.stdout!.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
-            holder.on("error", reject);
-            holder.on("exit", () => reject(new Error("lock holder exited before locking")));
-        });
-        return holder;
-    }
+    afterAll(releaseAptLocks);
 
     const lockEnv = { STUB_PERL: perlPath ?? "", APT_LOCK_POLL_SECONDS: "1" };
 
     test("the stubbed apt-get, like apt, fails at once while another process holds the lock", async () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.state, "pkg"), { recursive: true }); // so that the first apt call is an update
-        const holder = await holdListsLock(sb, 30);
+        const holder = await holdAptListsLock(sb, 30);
         const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "0" } });
         holder.kill();
         expect(result.status).not.toBe(0);
@@ -417,7 +402,7 @@ describe("prepare-node.sh and apt's locks", () => {
     test("waits while another process holds apt's lists lock, then succeeds", async () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.state, "pkg"), { recursive: true });
-        await holdListsLock(sb, 2.5);
+        await holdAptListsLock(sb, 2.5);
         const started = Date.now();
         const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "15" } });
         expect(result.stderr).not.toMatch(/ERROR/);
@@ -432,7 +417,7 @@ describe("prepare-node.sh and apt's locks", () => {
     test("gives up after its bound with a message that says what holds apt and what to do", async () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.state, "pkg"), { recursive: true });
-        const holder = await holdListsLock(sb, 30);
+        const holder = await holdAptListsLock(sb, 30);
         const started = Date.now();
         const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "2" } });
         holder.kill();
