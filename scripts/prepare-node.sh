@@ -14,8 +14,8 @@
 # (failing at once when the kernel lacks one), applies its own bridge/forwarding sysctl file, waits
 # for the apt timers, installs containerd.io at exactly CONTAINERD_VERSION (systemd cgroup driver,
 # verified), kubelet, kubeadm, kubectl (at exactly K8S_VERSION when set, verified) and cri-tools
-# (held), writes /etc/crictl.yaml and enables the kubelet. Idempotent: on a provisioned node it changes no file, installs nothing and restarts
-# nothing. Prints nothing on stdout.
+# (held), writes /etc/crictl.yaml and enables the kubelet. Idempotent: on a provisioned node it
+# changes no file, installs nothing and restarts nothing. Prints nothing on stdout.
 set -euo pipefail
 LOG_TAG=prepare-node
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -264,7 +264,7 @@ verify_kube_packages() {
         [[ $version == "${K8S_VERSION#v}-"* ]] && continue
         exact=0
         [[ $just_installed == *" $pkg "* ]] &&
-            die "apt installed $pkg $version, not $K8S_VERSION (K8S_VERSION): a kubelet newer than the control plane is an unsupported skew"
+            die "apt installed $pkg $version, not $K8S_VERSION (K8S_VERSION, the control plane's version): a node joins with exactly the control plane's patch, never a newer kubelet"
         if [[ "$(version_cmp "$(installed_version "$pkg")" "$K8S_VERSION")" == 1 ]]; then
             warn "$pkg $version is installed, newer than K8S_VERSION $K8S_VERSION (the control plane's version): a kubelet must not be newer than its API server. Upgrade the control plane (docs/upgrading.md) or replace this node"
         else

@@ -308,7 +308,7 @@ describe("prepare-node.sh with K8S_VERSION: a joining node gets exactly the cont
         const sb = freshNode();
         const result = runScript(sb, "prepare-node", exact, { env: { STUB_APT_RESOLVES: "kubelet=1.36.4-1.1" } });
         expect(result.status).not.toBe(0);
-        expect(result.stderr).toMatch(/ERROR: apt installed kubelet 1\.36\.4-1\.1, not v1\.36\.3 \(K8S_VERSION\): a kubelet newer than the control plane is an unsupported skew/);
+        expect(result.stderr).toMatch(/ERROR: apt installed kubelet 1\.36\.4-1\.1, not v1\.36\.3 \(K8S_VERSION, the control plane's version\)/);
         expect(existsRoot(sb, "etc/containerd/config.toml")).toBe(false);
     });
 
