@@ -10,15 +10,15 @@
  *
  * Optional: E2E_GCP_REGION (us-central1), E2E_GCP_ZONE (<region>-a), PULUMI_BACKEND_URL (default:
  * a file:// backend in a temporary directory), PULUMI_CONFIG_PASSPHRASE (default: a random one,
- * the stack lives for this run only).
+ * the stack lives for this run only). Needs the Pulumi CLI and GCP credentials (e.g. `gcloud auth
+ * application-default login`); without them, or without E2E_GCP_PROJECT, it skips and says why.
+ * If the run is interrupted, list leftovers with `gcloud compute instances list --filter=name~k8s-e2e-`.
  *
  * Upgrade phase: with E2E_UPGRADE_FROM=1.35 (the supported minor one below the default; anything
  * else fails the run before it creates anything) the cluster is created at that minor, then
  * `kubernetesVersion` is set to the default and `pulumi up` runs again while a background check
  * asks the url every 500 ms; every node must then run the default minor, and not one request may
- * have failed. Adds about 15-20 minutes. Needs the Pulumi CLI and GCP credentials (e.g. `gcloud auth
- * application-default login`); without them, or without E2E_GCP_PROJECT, it skips and says why.
- * If the run is interrupted, list leftovers with `gcloud compute instances list --filter=name~k8s-e2e-`.
+ * have failed (docs/upgrading.md, "The e2e upgrade phase"). Adds about 15-20 minutes.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
