@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
-import { versions } from "./versions";
+import { supportedKubernetesMinors, versions } from "./versions";
 
 /**
  * The stack's settings, read and validated in one place before any resource is created.
@@ -15,7 +15,7 @@ export interface ClusterConfig {
     clusterName: string;
     workerCount: number;
     machineType: string;
-    /** Kubernetes minor, e.g. "1.36": selects the pkgs.k8s.io repository and kubeadm's version. */
+    /** Kubernetes minor, one of supportedKubernetesMinors: selects the pkgs.k8s.io repository and kubeadm's version. */
     kubernetesVersion: string;
     sshSourceRanges: string[];
     apiSourceRanges: string[];
@@ -81,7 +81,7 @@ export const defaults = {
     zone: "us-central1-a",
 } as const;
 
-/** Oldest minor whose kubeadm reads the v1beta4 configuration the provisioning writes. */
+/** Oldest minor whose kubeadm reads the v1beta4 configuration the provisioning writes; supportedKubernetesMinors stays above it. */
 export const minimumKubernetesMinor = 31;
 export const maxWorkers = 10;
 
@@ -369,9 +369,10 @@ class Parser {
         if (v === undefined) {
             return fallback;
         }
-        const m = /^1\.(\d{2})$/.exec(v.trim());
-        if (!m || Number(m[1]) < minimumKubernetesMinor) {
-            this.fail(key, v, `a Kubernetes minor version such as ${versions.kubernetesMinor}, 1.${minimumKubernetesMinor} or newer (no patch, no "v")`);
+        // Only minors the whole pinned set supports (components/versions.ts): a kubelet the pinned
+        // containerd does not document, or a kubeadm older than the v1beta4 config, fails on the nodes.
+        if (!supportedKubernetesMinors.includes(v.trim())) {
+            this.fail(key, v, `a Kubernetes minor that every pinned tool supports: ${supportedKubernetesMinors.join(" or ")} (no patch, no "v"; see docs/upgrading.md)`);
             return fallback;
         }
         return v.trim();

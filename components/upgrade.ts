@@ -10,12 +10,8 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { remoteInvocation, renderScript } from "./scripts";
 
-/**
- * Kubernetes minors that every pinned tool documents support for (containerd 2.2: 1.35 and 1.36 in
- * containerd's RELEASES.md; metrics-server 0.8: 1.31+; MetalLB 0.16: 1.13+; Flannel v0.28: GA APIs
- * only, no bound). docs/upgrading.md cites each; extend this list when a bump widens it.
- */
-export const supportedKubernetesMinors: readonly string[] = ["1.35", "1.36"];
+// Pinned with the other versions (how to extend it is said there); re-exported for the callers of planKubernetesChange.
+export { supportedKubernetesMinors } from "./versions";
 
 /** Renew kubeadm's certificates when admin.conf's client certificate expires within this many days. */
 export const renewWithinDays = 30;

@@ -5,8 +5,24 @@
  * which provisioning steps or releases re-run. The README ("Bumping versions") says what each
  * bump implies for a live cluster.
  */
+/**
+ * The Kubernetes minors a stack may run (`kubernetesVersion` accepts only these, and upgrades move
+ * between them): those for which every pinned tool documents support. containerd is the bound:
+ * containerd 2.2 lists 1.35 and 1.36 in its RELEASES.md ("Kubernetes Support"); metrics-server 0.8
+ * supports 1.31+, MetalLB 0.16 1.13+, and Flannel v0.28's manifest uses GA APIs only.
+ *
+ * To add a minor: once containerd's RELEASES.md (main branch) lists it for the pinned containerd
+ * (bump `containerdPackage` first if only a newer containerd does), append it here and add its
+ * patch release to `kubernetesPatches` in tests/controlplane/versions.ts, then run `npm run check`
+ * and `npm run test:controlplane`. docs/upgrading.md ("Supported versions") cites each source.
+ */
+export const supportedKubernetesMinors: readonly string[] = ["1.35", "1.36"];
+
 export const versions = {
-    /** Default Kubernetes minor (the `kubernetesVersion` config key overrides it per stack). */
+    /**
+     * Default Kubernetes minor (the `kubernetesVersion` config key overrides it per stack): the newest
+     * of supportedKubernetesMinors. Stacks that never set the key move with it, which is an upgrade.
+     */
     kubernetesMinor: "1.36",
     /**
      * containerd from Docker's apt repository: the exact `containerd.io` package version, installed

@@ -3,16 +3,19 @@
 #
 # Settings (environment):
 #   K8S_MINOR           Kubernetes minor, e.g. 1.36: selects the pkgs.k8s.io repository.
+#   K8S_VERSION         optional: the exact release of K8S_MINOR to install, e.g. v1.36.3 (the version the
+#                       running control plane reports, so a node that joins never has a newer kubelet).
+#                       Empty: the newest patch of K8S_MINOR (a new cluster's control plane).
 #   CONTAINERD_VERSION  exact version of Docker's containerd.io package, e.g. 2.2.1-1~ubuntu.24.04~noble.
-#   Tuning (tests shrink them): APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10),
-#   APT_RETRY_ATTEMPTS (8), CLOUD_INIT_TIMEOUT_SECONDS (900).
+#   Tuning (tests shrink them): CLOUD_INIT_TIMEOUT_SECONDS (900), and apt's (lib/common.sh):
+#   APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10), APT_RETRY_ATTEMPTS (8).
 #
 # Waits for cloud-init, stops if ufw is active, disables swap, loads overlay/br_netfilter/vxlan
 # (failing at once when the kernel lacks one), applies its own bridge/forwarding sysctl file, waits
 # for the apt timers, installs containerd.io at exactly CONTAINERD_VERSION (systemd cgroup driver,
-# verified), kubelet, kubeadm, kubectl and cri-tools (held), writes /etc/crictl.yaml and enables the
-# kubelet. Idempotent: on a provisioned node it changes no file, installs nothing and restarts
-# nothing. Prints nothing on stdout.
+# verified), kubelet, kubeadm, kubectl (at exactly K8S_VERSION when set, verified) and cri-tools
+# (held), writes /etc/crictl.yaml and enables the kubelet. Idempotent: on a provisioned node it
+# changes no file, installs nothing and restarts nothing. Prints nothing on stdout.
 set -euo pipefail
 LOG_TAG=prepare-node
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -21,92 +24,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 : "${K8S_MINOR:?K8S_MINOR is required (Kubernetes minor version such as 1.36)}"
 : "${CONTAINERD_VERSION:?CONTAINERD_VERSION is required (exact containerd.io package version such as 2.2.1-1~ubuntu.24.04~noble)}"
 require_match K8S_MINOR "$K8S_MINOR" '^1\.[0-9]+$' "a Kubernetes minor such as 1.36"
+K8S_VERSION="${K8S_VERSION:-}"
+if [[ -n $K8S_VERSION ]]; then
+    require_match K8S_VERSION "$K8S_VERSION" "$KUBE_VERSION_RE" "empty or an exact Kubernetes release such as v${K8S_MINOR}.3"
+    [[ $K8S_VERSION == "v$K8S_MINOR."* ]] ||
+        die "K8S_VERSION $K8S_VERSION is not a release of K8S_MINOR $K8S_MINOR: the node installs from the v$K8S_MINOR package repository, so pass the control plane's version once it runs $K8S_MINOR"
+fi
 require_match CONTAINERD_VERSION "$CONTAINERD_VERSION" '^2\.[0-9]+\.[0-9]+-[0-9]+~ubuntu\.[0-9]+\.[0-9]+~[a-z]+$' \
     "an exact containerd.io 2.x package version of Docker's repository such as 2.2.1-1~ubuntu.24.04~noble ('apt-cache madison containerd.io' lists them; Ubuntu's own containerd 1.7 is end-of-life)"
-APT_LOCK_WAIT_SECONDS="${APT_LOCK_WAIT_SECONDS:-600}"
-APT_LOCK_POLL_SECONDS="${APT_LOCK_POLL_SECONDS:-10}"
-APT_RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}"
-require_match APT_LOCK_WAIT_SECONDS "$APT_LOCK_WAIT_SECONDS" '^[0-9]+$' "a whole number of seconds"
-require_match APT_LOCK_POLL_SECONDS "$APT_LOCK_POLL_SECONDS" '^[1-9][0-9]*$' "a positive whole number of seconds"
+require_apt_settings
 
-export DEBIAN_FRONTEND=noninteractive
-# Keep Ubuntu's needrestart hook from restarting services in the middle of provisioning.
-export NEEDRESTART_SUSPEND=1
 CLOUD_INIT_TIMEOUT_SECONDS="${CLOUD_INIT_TIMEOUT_SECONDS:-900}"
 
 DOCKER_REPO_URL="https://download.docker.com/linux/ubuntu"
 DOCKER_KEYRING="/etc/apt/keyrings/docker.asc"
 DOCKER_SOURCE="/etc/apt/sources.list.d/docker.sources"
 K8S_REPO_URL="https://pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/"
-K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
 CONTAINERD_CONFIG="/etc/containerd/config.toml"
 RUNC_OPTIONS_TABLE="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]"
 PINNED_IMAGES_TABLE="[plugins.'io.containerd.cri.v1.images'.pinned_images]"
 SYSCTL_FILE="/etc/sysctl.d/99-kubernetes.conf"
 HELD_PACKAGES=(containerd.io kubelet kubeadm kubectl)
+KUBE_PACKAGES=(kubelet kubeadm kubectl)
 # overlay: containerd's snapshotter; br_netfilter: bridged pod traffic through iptables; vxlan:
 # Flannel's VXLAN backend, which every pod-to-pod packet between nodes travels in.
 KERNEL_MODULES=(overlay br_netfilter vxlan)
-
-# Right after boot apt-daily.service and apt-daily-upgrade.service (unattended-upgrades) run apt.
-# A transient unit ordered after both starts only once neither has a start job running, so waiting
-# for it waits for them. Bounded: past the bound each apt call still waits for apt's locks.
-wait_for_apt_timers() {
-    if ! command -v systemd-run >/dev/null 2>&1; then
-        log "no systemd-run here; not waiting for the apt timers (apt calls still wait for apt's locks)"
-        return 0
-    fi
-    log "waiting for apt-daily.service and apt-daily-upgrade.service to finish (at most ${APT_LOCK_WAIT_SECONDS}s)"
-    local rc=0
-    timeout "$APT_LOCK_WAIT_SECONDS" systemd-run --quiet --wait --collect \
-        --property=After=apt-daily.service --property=After=apt-daily-upgrade.service /bin/true >&2 || rc=$?
-    case "$rc" in
-        0) ;;
-        124) warn "the apt timers' services were still running after ${APT_LOCK_WAIT_SECONDS}s; going on, apt calls wait for apt's locks" ;;
-        *) warn "'systemd-run --wait' failed with exit code $rc; going on, apt calls wait for apt's locks" ;;
-    esac
-}
-
-APT_TIMERS_WAITED=0
-APT_DEADLINE=0
-
-# Every apt-get call first waits (once) for the apt timers, then waits while another process holds
-# one of apt's locks, for at most APT_LOCK_WAIT_SECONDS: DPkg::Lock::Timeout covers only dpkg's
-# locks, and `apt-get update` and `install` take the lists and archives locks without waiting
-# (exit 100 at once). Other failures (a mirror mid-sync, a repository hiccup) are retried
-# APT_RETRY_ATTEMPTS times, with retry's backoff: about 2.5 minutes for the default 8.
-apt_get() {
-    if ((!APT_TIMERS_WAITED)); then
-        wait_for_apt_timers
-        APT_TIMERS_WAITED=1
-    fi
-    APT_DEADLINE=$((SECONDS + APT_LOCK_WAIT_SECONDS))
-    RETRY_ATTEMPTS="$APT_RETRY_ATTEMPTS" retry apt_get_waiting "$@"
-}
-
-apt_get_waiting() {
-    local rc errors="$WORK/apt-errors" lock
-    while true; do
-        rc=0
-        # English messages, so that the lock message below can be recognised.
-        LC_ALL=C apt-get -q -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" >&2 2>"$errors" || rc=$?
-        cat "$errors" >&2
-        ((rc)) || return 0
-        lock="$(grep -m 1 -oE '(Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock) .*' "$errors")" ||
-            return "$rc"
-        if ((SECONDS >= APT_DEADLINE)); then
-            die "apt was still locked after ${APT_LOCK_WAIT_SECONDS}s ($lock): another apt run (apt-daily, unattended-upgrades or Google's OS Config agent) has not finished. On the node, 'ps -ef | grep -E \"apt|dpkg|unattended\"' shows it; wait for it to end, then run 'pulumi up' again"
-        fi
-        log "apt is busy ($lock); trying again in ${APT_LOCK_POLL_SECONDS}s, for at most ${APT_LOCK_WAIT_SECONDS}s"
-        sleep "$APT_LOCK_POLL_SECONDS"
-    done
-}
-
-apt_install() {
-    apt_get install -y \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
-}
 
 wait_for_cloud_init() {
     command -v cloud-init >/dev/null 2>&1 ||
@@ -263,8 +205,16 @@ install_packages() {
         missing+=("containerd.io=$CONTAINERD_VERSION")
         installing_containerd=1
     fi
+    # Exactly K8S_VERSION when set: "1.36.3-*" is apt's prefix match (pkgs.k8s.io names the package
+    # 1.36.3-1.1), the form kubeadm's upgrade pages use.
+    local installing_kube=()
+    for pkg in "${KUBE_PACKAGES[@]}"; do
+        pkg_installed "$pkg" && continue
+        installing_kube+=("$pkg")
+        missing+=("$pkg${K8S_VERSION:+=${K8S_VERSION#v}-*}")
+    done
     # conntrack: kubeadm 1.31's preflight requires it and some 1.31 kubelet packages lost the dependency.
-    for pkg in kubelet kubeadm kubectl cri-tools conntrack; do
+    for pkg in cri-tools conntrack; do
         pkg_installed "$pkg" || missing+=("$pkg")
     done
     if ((REPOS_CHANGED || ${#missing[@]})); then
@@ -273,7 +223,7 @@ install_packages() {
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         apt_install "${missing[@]}" ||
-            die "could not install ${missing[*]} (apt's message is above). If apt says a version was not found or a .deb returned 404, Docker's repository no longer serves containerd.io $CONTAINERD_VERSION: pick another from 'apt-cache madison containerd.io' for versions.containerdPackage"
+            die "could not install ${missing[*]} (apt's message is above). If apt says a version was not found or a .deb returned 404: for containerd.io, Docker's repository no longer serves $CONTAINERD_VERSION (pick another from 'apt-cache madison containerd.io' for versions.containerdPackage)${K8S_VERSION:+; for kubeadm, kubelet or kubectl, pkgs.k8s.io has no $K8S_VERSION ('apt-cache madison kubeadm' lists what it has)}"
     fi
 
     local held to_hold=()
@@ -293,10 +243,35 @@ install_packages() {
             die "apt installed containerd.io $version, not the pinned $CONTAINERD_VERSION"
         warn "containerd.io $version is installed, not the pinned $CONTAINERD_VERSION; upgrading a live node is a manual step (see docs/provisioning.md)"
     fi
-    # shellcheck disable=SC2016
-    version="$(dpkg-query -W -f='${Version}' kubeadm)"
-    [[ $version == "${K8S_MINOR}."* ]] ||
-        warn "kubeadm $version is installed, not ${K8S_MINOR}.x; the apt source now points at v$K8S_MINOR, upgrade with kubeadm upgrade (see docs/provisioning.md)"
+    if [[ -n $K8S_VERSION ]]; then
+        verify_kube_packages "${installing_kube[@]}"
+    else
+        # shellcheck disable=SC2016
+        version="$(dpkg-query -W -f='${Version}' kubeadm)"
+        [[ $version == "${K8S_MINOR}."* ]] ||
+            warn "kubeadm $version is installed, not ${K8S_MINOR}.x; the apt source now points at v$K8S_MINOR, upgrade with kubeadm upgrade (see docs/provisioning.md)"
+    fi
+}
+
+# verify_kube_packages [JUST_INSTALLED...]: kubeadm, kubelet and kubectl are K8S_VERSION. One this run
+# installed at another version fails the run; one that was there before (a node prepared earlier) is
+# left as it is with a warning, like containerd.io: moving a live node is upgrade-worker.sh's work.
+verify_kube_packages() {
+    local pkg version just_installed=" $* " exact=1
+    for pkg in "${KUBE_PACKAGES[@]}"; do
+        # shellcheck disable=SC2016 # ${Version} is a dpkg-query format field
+        version="$(dpkg-query -W -f='${Version}' "$pkg")" || die "$pkg is not installed after apt-get install"
+        [[ $version == "${K8S_VERSION#v}-"* ]] && continue
+        exact=0
+        [[ $just_installed == *" $pkg "* ]] &&
+            die "apt installed $pkg $version, not $K8S_VERSION (K8S_VERSION, the control plane's version): a node joins with exactly the control plane's patch, never a newer kubelet"
+        if [[ "$(version_cmp "$(installed_version "$pkg")" "$K8S_VERSION")" == 1 ]]; then
+            warn "$pkg $version is installed, newer than K8S_VERSION $K8S_VERSION (the control plane's version): a kubelet must not be newer than its API server. Upgrade the control plane (docs/upgrading.md) or replace this node"
+        else
+            warn "$pkg $version is installed, not K8S_VERSION $K8S_VERSION; a live node is moved by the upgrade steps (docs/upgrading.md)"
+        fi
+    done
+    ((!exact)) || log "kubeadm, kubelet and kubectl are $K8S_VERSION"
 }
 
 # toml_set FILE TABLE KEY VALUE [create|existing]: makes `KEY = VALUE` the first line of TABLE (a header
@@ -412,4 +387,4 @@ install_packages
 configure_containerd
 configure_crictl
 enable_kubelet
-log "node prepared: containerd.io $CONTAINERD_VERSION, Kubernetes v${K8S_MINOR} packages"
+log "node prepared: containerd.io $CONTAINERD_VERSION, Kubernetes ${K8S_VERSION:-v${K8S_MINOR}} packages"

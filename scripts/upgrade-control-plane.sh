@@ -7,6 +7,8 @@
 #   NODE_NAME              the control plane's node name (drained for its kubelet's restart).
 #   READY_TIMEOUT_SECONDS  how long the node may take to run the new kubelet and be Ready (default 300).
 #   DRAIN_TIMEOUT_SECONDS  how long draining may take (default 300).
+#   APT_LOCK_WAIT_SECONDS, APT_LOCK_POLL_SECONDS, APT_RETRY_ATTEMPTS: apt's tuning (lib/common.sh); apt
+#                          waits while apt-daily or unattended-upgrades hold apt's locks.
 #
 # The running version comes from the cluster (`kubectl version`). Skipping a minor (1.36 -> 1.38) and
 # going back (1.37 -> 1.36) are refused before anything changes, naming both versions. Otherwise:
@@ -35,6 +37,7 @@ validate_settings() {
     require_match READY_TIMEOUT_SECONDS "$READY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
     require_match DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
     require_match APPLY_TIMEOUT_SECONDS "$APPLY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_apt_settings
     require_admin_conf
 }
 
@@ -93,7 +96,7 @@ main() {
     log "the cluster runs $current; kubernetesVersion is $K8S_MINOR"
     refuse_unsupported_step "$current"
     use_kubernetes_minor "$K8S_MINOR" || true
-    kube_apt_get update
+    apt_get update
     deb="$(kube_deb_version "$K8S_MINOR")" || die "the package repository for v$K8S_MINOR offers no kubeadm (see 'apt-cache madison kubeadm')"
     target="v${deb%%-*}"
     [[ "$(version_cmp "$current" "$target")" != 1 ]] ||

@@ -5,6 +5,8 @@
 # Settings (environment):
 #   KUBERNETES_VERSION  the exact version the control plane runs, e.g. v1.37.2 (upgrade-control-plane.sh's
 #                       output): the worker installs exactly this patch, so kubelet and API server match.
+#   APT_LOCK_WAIT_SECONDS, APT_LOCK_POLL_SECONDS, APT_RETRY_ATTEMPTS: apt's tuning (lib/common.sh); apt
+#                       waits while apt-daily or unattended-upgrades hold apt's locks.
 #
 # The documented worker procedure: point the pkgs.k8s.io source at the minor, upgrade kubeadm,
 # `kubeadm upgrade node` (the kubelet configuration of the new minor), upgrade kubelet and kubectl,
@@ -23,6 +25,7 @@ KUBELET_CONF="$ROOT/etc/kubernetes/kubelet.conf"
 
 validate_settings() {
     require_match KUBERNETES_VERSION "$KUBERNETES_VERSION" "$KUBE_VERSION_RE" "a Kubernetes version such as v1.37.2"
+    require_apt_settings
     [[ -f $KUBELET_CONF ]] || die "$KUBELET_CONF not found: this worker has not joined the cluster (did kubeadm-join.sh run here?)"
 }
 
@@ -46,7 +49,7 @@ upgrade() {
     local minor deb
     minor="1.$(minor_of "$KUBERNETES_VERSION")"
     use_kubernetes_minor "$minor" || true
-    kube_apt_get update
+    apt_get update
     deb="$(kube_deb_version "$KUBERNETES_VERSION")" ||
         die "the package repository for v$minor offers no kubeadm $KUBERNETES_VERSION (see 'apt-cache madison kubeadm')"
     [[ "$(installed_version kubeadm)" == "$KUBERNETES_VERSION" ]] || install_kube_packages "$deb" kubeadm

@@ -6,12 +6,14 @@ import {
     ConfigError,
     defaultClusterName,
     defaults,
+    minimumKubernetesMinor,
     parseCidr,
     parseConfig,
     projectKeys,
     RawConfig,
     undersizedMachineReason,
 } from "../components/config";
+import { supportedKubernetesMinors } from "../components/versions";
 
 const base: RawConfig = { "gcp:project": "my-project" };
 
@@ -68,6 +70,14 @@ describe("parseConfig defaults", () => {
         expect(cfg.apiSourceRanges).toEqual(["203.0.113.7/32", "192.0.2.0/28"]);
     });
 
+    test("every supported Kubernetes minor is accepted; the default is the newest, and none predates kubeadm's v1beta4 config", () => {
+        for (const minor of supportedKubernetesMinors) {
+            expect(parseConfig({ ...base, kubernetesVersion: minor }, "dev").kubernetesVersion).toBe(minor);
+            expect(Number(minor.split(".")[1])).toBeGreaterThanOrEqual(minimumKubernetesMinor);
+        }
+        expect(defaults.kubernetesVersion).toBe(supportedKubernetesMinors[supportedKubernetesMinors.length - 1]);
+    });
+
     test("the default cluster name is a valid prefix for any stack name", () => {
         expect(defaultClusterName("dev")).toBe("k8s-dev");
         expect(defaultClusterName("Feature_Branch.With-A-Very-Long-Name")).toBe("k8s-feature-branch-w");
@@ -84,9 +94,12 @@ describe("parseConfig rejects bad input naming the key, the value and what is ac
         ["workerCount", "0", /workerCount: "0" is not valid/],
         ["bootDiskSizeGb", "10", /bootDiskSizeGb: "10" is not valid; accepted: a whole number from 20 to 1000/],
         ["appReplicas", "-3", /appReplicas: "-3" is not valid/],
-        ["kubernetesVersion", "1.36.2", /kubernetesVersion: "1.36.2" is not valid; accepted: a Kubernetes minor version such as 1.36/],
+        ["kubernetesVersion", "1.36.2", /kubernetesVersion: "1.36.2" is not valid; accepted: a Kubernetes minor that every pinned tool supports: 1\.35 or 1\.36 \(no patch, no "v"/],
         ["kubernetesVersion", "v1.36", /kubernetesVersion: "v1.36" is not valid/],
-        ["kubernetesVersion", "1.30", /kubernetesVersion: "1.30" is not valid; .*1.31 or newer/],
+        ["kubernetesVersion", "1.30", /kubernetesVersion: "1.30" is not valid; accepted: .*: 1\.35 or 1\.36/],
+        // Newer than kubeadm's v1beta4 floor, but outside what the pinned containerd documents.
+        ["kubernetesVersion", "1.34", /kubernetesVersion: "1.34" is not valid; accepted: a Kubernetes minor that every pinned tool supports: 1\.35 or 1\.36/],
+        ["kubernetesVersion", "1.37", /kubernetesVersion: "1.37" is not valid; accepted: a Kubernetes minor that every pinned tool supports: 1\.35 or 1\.36/],
         ["kubernetesVersion", "", /kubernetesVersion: "" is not valid/],
         ["sshSourceRanges", '["10.0.0.0/33"]', /sshSourceRanges: "10.0.0.0\/33" in .* is not valid; accepted: a non-empty list of IPv4 CIDR blocks/],
         ["sshSourceRanges", "[]", /sshSourceRanges: "\[\]" is not valid; accepted: a non-empty list/],

@@ -2,10 +2,10 @@
  * components/upgrade.ts: the pure decisions directly; the steps' graph under the mock runtime.
  */
 import {
-    ClusterState, credentialsRenewalKey, KubernetesChangeRefused, planKubernetesChange, renewalDue, supportedKubernetesMinors,
+    ClusterState, credentialsRenewalKey, KubernetesChangeRefused, planKubernetesChange, renewalDue,
 } from "../components/upgrade";
 import { renderedMarker } from "../components/scripts";
-import { versions } from "../components/versions";
+import { supportedKubernetesMinors, versions } from "../components/versions";
 import { Recording } from "./helpers/program";
 import { buildUpgradeSteps as buildSteps, readClusterStateUnderMocks } from "./helpers/upgrade";
 

@@ -120,6 +120,83 @@ IPV4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-
 CIDR4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$'
 NODE_NAME_RE='^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'
 
+# --- apt, on a node where apt-daily and unattended-upgrades run apt too (prepare-node, upgrades) ---
+
+# Tuning (tests shrink them): how long to wait for another apt run, how often to look, and how many
+# times to retry other failures.
+APT_LOCK_WAIT_SECONDS="${APT_LOCK_WAIT_SECONDS:-600}"
+APT_LOCK_POLL_SECONDS="${APT_LOCK_POLL_SECONDS:-10}"
+APT_RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}"
+
+# require_apt_settings: a script that calls apt_get validates the tuning with its other settings.
+require_apt_settings() {
+    require_match APT_LOCK_WAIT_SECONDS "$APT_LOCK_WAIT_SECONDS" '^[0-9]+$' "a whole number of seconds"
+    require_match APT_LOCK_POLL_SECONDS "$APT_LOCK_POLL_SECONDS" '^[1-9][0-9]*$' "a positive whole number of seconds"
+    require_match APT_RETRY_ATTEMPTS "$APT_RETRY_ATTEMPTS" '^[1-9][0-9]*$' "a positive whole number"
+}
+
+# Right after boot apt-daily.service and apt-daily-upgrade.service (unattended-upgrades) run apt.
+# A transient unit ordered after both starts only once neither has a start job running, so waiting
+# for it waits for them. Bounded: past the bound each apt call still waits for apt's locks.
+wait_for_apt_timers() {
+    if ! command -v systemd-run >/dev/null 2>&1; then
+        log "no systemd-run here; not waiting for the apt timers (apt calls still wait for apt's locks)"
+        return 0
+    fi
+    log "waiting for apt-daily.service and apt-daily-upgrade.service to finish (at most ${APT_LOCK_WAIT_SECONDS}s)"
+    local rc=0
+    timeout "$APT_LOCK_WAIT_SECONDS" systemd-run --quiet --wait --collect \
+        --property=After=apt-daily.service --property=After=apt-daily-upgrade.service /bin/true >&2 || rc=$?
+    case "$rc" in
+        0) ;;
+        124) warn "the apt timers' services were still running after ${APT_LOCK_WAIT_SECONDS}s; going on, apt calls wait for apt's locks" ;;
+        *) warn "'systemd-run --wait' failed with exit code $rc; going on, apt calls wait for apt's locks" ;;
+    esac
+}
+
+APT_TIMERS_WAITED=0
+APT_DEADLINE=0
+
+# Every apt-get call first waits (once) for the apt timers, then waits while another process holds
+# one of apt's locks, for at most APT_LOCK_WAIT_SECONDS: DPkg::Lock::Timeout covers only dpkg's
+# locks, and `apt-get update` and `install` take the lists and archives locks without waiting
+# (exit 100 at once). Other failures (a mirror mid-sync, a repository hiccup) are retried
+# APT_RETRY_ATTEMPTS times, with retry's backoff: about 2.5 minutes for the default 8.
+apt_get() {
+    if ((!APT_TIMERS_WAITED)); then
+        wait_for_apt_timers
+        APT_TIMERS_WAITED=1
+    fi
+    APT_DEADLINE=$((SECONDS + APT_LOCK_WAIT_SECONDS))
+    RETRY_ATTEMPTS="$APT_RETRY_ATTEMPTS" retry apt_get_waiting "$@"
+}
+
+apt_get_waiting() {
+    local rc errors="$WORK/apt-errors" lock
+    while true; do
+        rc=0
+        # English messages, so that the lock message below can be recognised; no prompts; and Ubuntu's
+        # needrestart hook must not restart services in the middle of provisioning or an upgrade.
+        LC_ALL=C DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
+            apt-get -q -o DPkg::Lock::Timeout="$APT_LOCK_WAIT_SECONDS" "$@" >&2 2>"$errors" || rc=$?
+        cat "$errors" >&2
+        ((rc)) || return 0
+        lock="$(grep -m 1 -oE '(Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock) .*' "$errors")" ||
+            return "$rc"
+        if ((SECONDS >= APT_DEADLINE)); then
+            die "apt was still locked after ${APT_LOCK_WAIT_SECONDS}s ($lock): another apt run (apt-daily, unattended-upgrades or Google's OS Config agent) has not finished. On the node, 'ps -ef | grep -E \"apt|dpkg|unattended\"' shows it; wait for it to end, then run 'pulumi up' again"
+        fi
+        log "apt is busy ($lock); trying again in ${APT_LOCK_POLL_SECONDS}s, for at most ${APT_LOCK_WAIT_SECONDS}s"
+        sleep "$APT_LOCK_POLL_SECONDS"
+    done
+}
+
+# apt_install PACKAGE...: installs, keeping configuration files changed on the node.
+apt_install() {
+    apt_get install -y \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
 # --- Kubernetes packages and versions (the upgrade scripts; prepare-node.sh writes the same source) ---
 
 K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
@@ -128,13 +205,6 @@ KUBE_VERSION_RE='^v1\.[0-9]+\.[0-9]+$'
 # Set on a node drained by the upgrade scripts (value: the version it is drained for), so only a node
 # they cordoned is uncordoned by them, also when a run is resumed after a failure.
 UPGRADE_DRAIN_ANNOTATION="kubeadm-gcp/drained-for-upgrade"
-
-# kube_apt_get ARGS...: apt-get that waits for the dpkg lock (unattended-upgrades) and is retried
-# (8 attempts, about 2.5 minutes with retry's backoff: apt's lists lock is not waited for by apt).
-kube_apt_get() {
-    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 RETRY_ATTEMPTS="${APT_RETRY_ATTEMPTS:-8}" \
-        retry apt-get -q -o DPkg::Lock::Timeout=600 "$@" >&2
-}
 
 # use_kubernetes_minor MINOR: points the pkgs.k8s.io apt source at MINOR (e.g. 1.37), fetching that
 # repository's key when the source changes. Returns 0 when it changed something, 1 when already set.
@@ -187,8 +257,7 @@ install_kube_packages() {
         args+=("$pkg=$deb")
     done
     log "installing ${args[*]}"
-    kube_apt_get install -y --allow-change-held-packages \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${args[@]}"
+    apt_install --allow-change-held-packages "${args[@]}"
     apt-mark hold "$@" >&2
 }
 

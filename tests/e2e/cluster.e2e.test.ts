@@ -13,6 +13,12 @@
  * the stack lives for this run only). Needs the Pulumi CLI and GCP credentials (e.g. `gcloud auth
  * application-default login`); without them, or without E2E_GCP_PROJECT, it skips and says why.
  * If the run is interrupted, list leftovers with `gcloud compute instances list --filter=name~k8s-e2e-`.
+ *
+ * Upgrade phase: with E2E_UPGRADE_FROM=1.35 (the supported minor one below the default; anything
+ * else fails the run before it creates anything) the cluster is created at that minor, then
+ * `kubernetesVersion` is set to the default and `pulumi up` runs again while a background check
+ * asks the url every 500 ms; every node must then run the default minor, and not one request may
+ * have failed (docs/upgrading.md, "The e2e upgrade phase"). Adds about 15-20 minutes.
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
@@ -21,18 +27,23 @@ import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { versions } from "../../components/versions";
 import { decideE2e, E2eSettings, probeMachine } from "./preconditions";
 import {
     ClusterCredentials,
+    CheckOutcome,
     formatTimings,
     kubeconfigCredentials,
+    kubeletVersionProblems,
     leftoverResources,
+    nodeKubeletVersions,
     nodeProblems,
     nodeStatuses,
     NodeStatus,
     parseGreeting,
     Phase,
     pollUntil,
+    startBackgroundCheck,
 } from "./support";
 
 const repoRoot = path.resolve(__dirname, "..", "..");
@@ -40,13 +51,23 @@ const policyPackDir = path.join(repoRoot, "policy");
 const minute = 60_000;
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-gcp-e2e-"));
-const decision = decideE2e(probeMachine(), tmpDir, crypto.randomBytes(3).toString("hex"));
+const decision = (() => {
+    try {
+        return decideE2e(probeMachine(), tmpDir, crypto.randomBytes(3).toString("hex"));
+    } catch (e) {
+        // A bad setting (E2E_UPGRADE_FROM) fails the suite before anything is created.
+        fs.rmSync(tmpDir, { recursive: true, force: true });
+        throw e;
+    }
+})();
 if (!decision.run) {
     // Straight to stderr: jest drops console output of a suite whose tests are all skipped.
     process.stderr.write(`\ne2e skipped: ${decision.reason}\n`);
     fs.rmSync(tmpDir, { recursive: true, force: true });
 }
 const describeE2e = decision.run ? describe : describe.skip;
+/** The upgrade phase's starting minor (E2E_UPGRADE_FROM), read at collection time: undefined when skipped or unset. */
+const upgradeFrom = decision.run ? decision.settings.upgradeFrom : undefined;
 
 describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () => {
     const settings = (decision as { settings: E2eSettings }).settings;
@@ -55,6 +76,12 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         firstOk: { name: "first HTTP 200, from start of up", note: "<- time to a serving URL" },
         pods: { name: "greetings from 2+ pods" },
         nodes: { name: "nodes Ready check" },
+        ...(upgradeFrom === undefined
+            ? {}
+            : {
+                  upgrade: { name: `pulumi up: upgrade ${upgradeFrom} -> ${versions.kubernetesMinor}` },
+                  upgradedNodes: { name: `nodes at ${versions.kubernetesMinor} check` },
+              }),
         destroy: { name: "pulumi destroy" },
     };
     let stack: Stack | undefined;
@@ -79,6 +106,7 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
             "gcp:project": { value: settings.project },
             "gcp:region": { value: settings.region },
             "gcp:zone": { value: settings.zone },
+            ...(upgradeFrom === undefined ? {} : { kubernetesVersion: { value: upgradeFrom } }),
         });
     }, 5 * minute);
 
@@ -112,8 +140,9 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         console.log(formatTimings(`e2e timings, stack ${settings.stackName} (${settings.zone})`, Object.values(phases)));
     }, 30 * minute);
 
+    const policyPacks = fs.existsSync(path.join(policyPackDir, "node_modules", "@pulumi", "policy")) ? [policyPackDir] : [];
+
     test("pulumi up creates the cluster and exports url and kubeconfig", async () => {
-        const policyPacks = fs.existsSync(path.join(policyPackDir, "node_modules", "@pulumi", "policy")) ? [policyPackDir] : [];
         log(policyPacks.length > 0 ? "with the policy pack" : "without the policy pack (run `npm ci --prefix policy` to include it)");
         // The headline clock starts here. Stack outputs (the url) are known only once `up` returns,
         // so the first 200 is looked for right after it; the headline includes the whole `up`.
@@ -196,6 +225,67 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         expect(statuses.length).toBeGreaterThanOrEqual(Math.max(2, expected.length));
     }, 6 * minute);
 
+    (upgradeFrom === undefined ? test.skip : test)(
+        "upgrade phase: `pulumi up` to the default minor keeps the app serving and leaves every node on it",
+        async () => {
+            if (typeof outputs.url !== "string") {
+                throw new Error("the first `pulumi up` did not finish; no cluster to upgrade");
+            }
+            const url = outputs.url;
+            const to = versions.kubernetesMinor;
+            await stack!.setConfig("kubernetesVersion", { value: to });
+            log(`upgrading ${upgradeFrom} -> ${to}; checking ${url} every 500 ms meanwhile`);
+            const check = startBackgroundCheck(
+                async (): Promise<CheckOutcome> => {
+                    const r = await httpGet(url, 5000);
+                    return r.status === 200 && parseGreeting(r.body) !== undefined ? { ok: true } : { ok: false, detail: `HTTP ${r.status} ${r.body.slice(0, 80)}` };
+                },
+                { intervalMs: 500 },
+            );
+            const started = Date.now();
+            let upgradeOutputs: Record<string, unknown>;
+            try {
+                const result = await stack!.up({ onOutput: stream, color: "never", policyPacks });
+                upgradeOutputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
+            } finally {
+                phases.upgrade.seconds = (Date.now() - started) / 1000;
+                const checked = await check.stop();
+                phases.upgrade.note = `HTTP check: ${checked.summary()}`;
+                log(`HTTP check during the upgrade: ${checked.summary()}`);
+            }
+            outputs = upgradeOutputs;
+
+            // Through the kubeconfig output of this `up` (the upgrade renews the certificates in it).
+            const nodesStarted = Date.now();
+            const creds = kubeconfigCredentials(String(outputs.kubeconfig));
+            const expected = Array.isArray(outputs.nodeNames) ? (outputs.nodeNames as string[]) : [];
+            let kubelets: Record<string, string> = {};
+            let problems: string[] = ["not asked yet"];
+            await pollUntil(
+                `every node on ${to}`,
+                async () => {
+                    try {
+                        kubelets = nodeKubeletVersions(await kubeGet(creds, "/api/v1/nodes"));
+                        problems = kubeletVersionProblems(kubelets, expected, to);
+                    } catch (e) {
+                        problems = [String(e)];
+                    }
+                    return problems.length === 0 ? kubelets : undefined;
+                },
+                { timeoutMs: 2 * minute, intervalMs: 5000 },
+                () => problems.join("; "),
+            );
+            phases.upgradedNodes.seconds = (Date.now() - nodesStarted) / 1000;
+            phases.upgradedNodes.note = Object.entries(kubelets).map(([n, v]) => `${n}=${v}`).join(", ");
+            log(`kubelets after the upgrade: ${phases.upgradedNodes.note}`);
+            expect(kubeletVersionProblems(kubelets, expected, to)).toEqual([]);
+            expect(check.log.failures).toEqual([]);
+            expect(check.log.failed).toBe(0);
+            expect(check.log.requests).toBeGreaterThan(0);
+        },
+        50 * minute,
+    );
+
     test("pulumi destroy leaves no resource, and the stack is removed", async () => {
         const started = Date.now();
         await stack!.destroy({ onOutput: stream, color: "never" });
@@ -215,17 +305,17 @@ interface HttpResult {
     body: string;
 }
 
-/** One GET on a fresh connection (no keep-alive), 10 s timeout. */
-function httpGet(url: string): Promise<HttpResult> {
+/** One GET on a fresh connection (no keep-alive), with a timeout (10 s unless given). */
+function httpGet(url: string, timeoutMs = 10_000): Promise<HttpResult> {
     const client = url.startsWith("https:") ? https : http;
     return new Promise((resolve, reject) => {
-        const req = client.get(url, { agent: false, timeout: 10_000 }, (res) => {
+        const req = client.get(url, { agent: false, timeout: timeoutMs }, (res) => {
             let body = "";
             res.setEncoding("utf8");
             res.on("data", (chunk: string) => (body += chunk));
             res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
         });
-        req.on("timeout", () => req.destroy(new Error("timed out after 10 s")));
+        req.on("timeout", () => req.destroy(new Error(`timed out after ${timeoutMs / 1000} s`)));
         req.on("error", reject);
     });
 }

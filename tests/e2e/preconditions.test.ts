@@ -1,7 +1,8 @@
 /**
  * When the e2e test runs or skips, and the settings it runs with: pure decisions over a fake machine.
  */
-import { applicationDefaultCredentialsFile, decideE2e, e2eSettings, gcpCredentialSource, Probe } from "./preconditions";
+import { supportedKubernetesMinors, versions } from "../../components/versions";
+import { applicationDefaultCredentialsFile, decideE2e, e2eSettings, gcpCredentialSource, Probe, upgradeFromMinor } from "./preconditions";
 
 const home = "/home/dev";
 const adc = "/home/dev/.config/gcloud/application_default_credentials.json";
@@ -106,5 +107,53 @@ describe("e2eSettings", () => {
         expect(s.pulumiEnv.GOOGLE_OAUTH_ACCESS_TOKEN).toBe("ya29.x");
         const other = e2eSettings({ CLOUDSDK_AUTH_ACCESS_TOKEN: "ya29.x" }, "p", `application default credentials (${adc})`, "v", "/t", "r");
         expect(other.pulumiEnv.GOOGLE_OAUTH_ACCESS_TOKEN).toBeUndefined();
+    });
+});
+
+describe("E2E_UPGRADE_FROM", () => {
+    test("unset or empty: no upgrade phase", () => {
+        expect(upgradeFromMinor(undefined, "1.36", ["1.35", "1.36"])).toBeUndefined();
+        expect(upgradeFromMinor(" ", "1.36", ["1.35", "1.36"])).toBeUndefined();
+        expect(e2eSettings({}, "p", "c", "v", "/t", "r").upgradeFrom).toBeUndefined();
+    });
+
+    test("the supported minor one below the default is accepted", () => {
+        expect(upgradeFromMinor("1.35", "1.36", ["1.35", "1.36"])).toBe("1.35");
+        expect(upgradeFromMinor(" 1.36 ", "1.37", ["1.35", "1.36", "1.37"])).toBe("1.36");
+    });
+
+    test.each([
+        ["1.34", /^E2E_UPGRADE_FROM: "1.34" is not valid; accepted: 1\.35 \(the supported minor one below the default 1\.36: the cluster is created at 1\.35, then upgraded to 1\.36\), or unset/],
+        ["1.36", /"1.36" is not valid; accepted: 1\.35 /], // the default itself: nothing to upgrade
+        ["1.37", /"1.37" is not valid; accepted: 1\.35 /], // above it: a downgrade
+        ["v1.35", /"v1.35" is not valid/],
+        ["1.35.2", /"1.35.2" is not valid/],
+    ])("%s is refused, naming the variable, the value and what is accepted", (value, message) => {
+        expect(() => upgradeFromMinor(value, "1.36", ["1.35", "1.36"])).toThrow(message);
+    });
+
+    test("with no supported minor below the default, nothing is accepted and the message says why", () => {
+        expect(() => upgradeFromMinor("1.35", "1.36", ["1.36"])).toThrow(
+            'E2E_UPGRADE_FROM: "1.35" is not valid; accepted: nothing: no supported minor is one below the default 1.36 (supported: 1.36), or unset for no upgrade phase',
+        );
+    });
+
+    test("decideE2e: with every precondition, a bad value fails before anything runs and a good one turns the phase on", () => {
+        expect(() => decideE2e(probe({ ...ready, E2E_UPGRADE_FROM: "1.30" }), "/tmp/x", "r")).toThrow(/^E2E_UPGRADE_FROM: "1.30" is not valid/);
+        const below = `1.${Number(versions.kubernetesMinor.split(".")[1]) - 1}`;
+        expect(supportedKubernetesMinors).toContain(below); // the phase can run with today's pins
+        const d = decideE2e(probe({ ...ready, E2E_UPGRADE_FROM: below }), "/tmp/x", "r");
+        expect(d.run && d.settings.upgradeFrom).toBe(below);
+    });
+
+    test("decideE2e: without credentials or the CLI it skips with the same one reason, whatever E2E_UPGRADE_FROM says", () => {
+        const withoutCli = probe({ ...ready, E2E_UPGRADE_FROM: "garbage" }, [], null);
+        expect(decideE2e(withoutCli, "/tmp/x", "r")).toEqual(decideE2e(probe(ready, [], null), "/tmp/x", "r"));
+        expect(decideE2e(withoutCli, "/tmp/x", "r").run).toBe(false);
+        const withoutCredentials = probe({ E2E_GCP_PROJECT: "p", E2E_UPGRADE_FROM: "1.35" });
+        expect(decideE2e(withoutCredentials, "/tmp/x", "r")).toEqual({
+            run: false,
+            reason: "no GCP credentials (GOOGLE_APPLICATION_CREDENTIALS file, `gcloud auth application-default login`, or GOOGLE_OAUTH_ACCESS_TOKEN)",
+        });
     });
 });

@@ -10,11 +10,14 @@
  *     CLOUDSDK_AUTH_ACCESS_TOKEN);
  *   - E2E_GCP_PROJECT names the project to create the throwaway cluster in (the opt-in: without
  *     it, `npm test` never starts a 30-minute cloud run).
+ * When they hold, E2E_UPGRADE_FROM (optional) must be the supported minor one below the default, or
+ * the run fails before creating anything; with it the test adds its upgrade phase.
  */
 import { spawnSync } from "child_process";
 import * as os from "os";
 import * as path from "path";
 import * as fs from "fs";
+import { supportedKubernetesMinors, versions } from "../../components/versions";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -42,6 +45,8 @@ export interface E2eSettings {
     pulumiEnv: Record<string, string>;
     /** True when the passphrase was generated for this run (nothing else will ever need it). */
     generatedPassphrase: boolean;
+    /** E2E_UPGRADE_FROM: create the cluster at this minor, then upgrade it to the default; undefined: no upgrade phase. */
+    upgradeFrom?: string;
 }
 
 export type Decision = { run: true; settings: E2eSettings } | { run: false; reason: string };
@@ -119,6 +124,7 @@ export function e2eSettings(env: Env, project: string, credentials: string, pulu
     if (!env.GOOGLE_OAUTH_ACCESS_TOKEN && env.CLOUDSDK_AUTH_ACCESS_TOKEN && credentials === "CLOUDSDK_AUTH_ACCESS_TOKEN") {
         pulumiEnv.GOOGLE_OAUTH_ACCESS_TOKEN = env.CLOUDSDK_AUTH_ACCESS_TOKEN;
     }
+    const upgradeFrom = upgradeFromMinor(env.E2E_UPGRADE_FROM, versions.kubernetesMinor, supportedKubernetesMinors);
     return {
         project,
         region,
@@ -129,7 +135,29 @@ export function e2eSettings(env: Env, project: string, credentials: string, pulu
         pulumiVersion,
         pulumiEnv,
         generatedPassphrase,
+        upgradeFrom,
     };
+}
+
+/**
+ * E2E_UPGRADE_FROM, checked before anything is created: unset or empty means no upgrade phase;
+ * otherwise it must be the minor one below `defaultMinor` and in `supported` (kubeadm upgrades one
+ * minor at a time, and the program accepts only supported minors). Throws naming the variable, the
+ * value and what is accepted.
+ */
+export function upgradeFromMinor(value: string | undefined, defaultMinor: string, supported: readonly string[]): string | undefined {
+    const v = value?.trim();
+    if (!v) {
+        return undefined;
+    }
+    const below = `1.${Number(defaultMinor.split(".")[1]) - 1}`;
+    if (v === below && supported.includes(below)) {
+        return v;
+    }
+    const accepted = supported.includes(below)
+        ? `${below} (the supported minor one below the default ${defaultMinor}: the cluster is created at ${below}, then upgraded to ${defaultMinor})`
+        : `nothing: no supported minor is one below the default ${defaultMinor} (supported: ${supported.join(", ")})`;
+    throw new Error(`E2E_UPGRADE_FROM: ${JSON.stringify(value)} is not valid; accepted: ${accepted}, or unset for no upgrade phase`);
 }
 
 /** The real machine. */

@@ -1,7 +1,10 @@
 /**
  * The e2e test's parsing and judging, checked here so that a cloud run does not find their bugs.
  */
-import { formatTimings, kubeconfigCredentials, leftoverResources, nodeProblems, nodeStatuses, parseGreeting, pollUntil } from "./support";
+import {
+    BackgroundCheck, CheckLog, CheckOutcome, formatTimings, kubeconfigCredentials, kubeletVersionProblems, leftoverResources, nodeKubeletVersions,
+    nodeProblems, nodeStatuses, parseGreeting, pollUntil, startBackgroundCheck,
+} from "./support";
 
 test("parseGreeting reads http-go's greeting and nothing else", () => {
     expect(parseGreeting("Welcome! http-go-7c9d8-abcde\n")).toBe("http-go-7c9d8-abcde");
@@ -80,4 +83,107 @@ test("pollUntil returns the first value, and gives up at the deadline with the l
         "thing: gave up after 5 s; last: HTTP 502",
     );
     expect(t).toBe(5000);
+});
+
+describe("the upgrade phase's node check", () => {
+    const list = (versions: Record<string, string | undefined>) => ({
+        items: Object.entries(versions).map(([name, v]) => ({ metadata: { name }, status: v === undefined ? {} : { nodeInfo: { kubeletVersion: v } } })),
+    });
+
+    test("nodeKubeletVersions reads status.nodeInfo.kubeletVersion per node", () => {
+        expect(nodeKubeletVersions(list({ cp: "v1.36.3", w1: "v1.36.3", w2: undefined }))).toEqual({ cp: "v1.36.3", w1: "v1.36.3", w2: "" });
+        expect(() => nodeKubeletVersions({ kind: "Status" })).toThrow("not a NodeList");
+    });
+
+    test("kubeletVersionProblems: every expected node on the same patch of the new minor, or what is wrong", () => {
+        const all = ["cp", "w1", "w2"];
+        expect(kubeletVersionProblems({ cp: "v1.36.3", w1: "v1.36.3", w2: "v1.36.3" }, all, "1.36")).toEqual([]);
+        expect(kubeletVersionProblems({ cp: "v1.36.3", w1: "v1.35.9", w2: "" }, all, "1.36")).toEqual([
+            "node w1 runs kubelet v1.35.9, not v1.36.x",
+            "node w2 runs kubelet <none reported>, not v1.36.x",
+        ]);
+        expect(kubeletVersionProblems({ cp: "v1.36.3", w1: "v1.36.3" }, all, "1.36")).toEqual(["node w2 is not registered"]);
+        expect(kubeletVersionProblems({ cp: "v1.36.3", w1: "v1.36.4" }, ["cp", "w1"], "1.36")).toEqual(["the nodes run different patches: cp=v1.36.3, w1=v1.36.4"]);
+        // v1.361.0 is not a 1.36 release.
+        expect(kubeletVersionProblems({ cp: "v1.361.0" }, ["cp"], "1.36")).toEqual(["node cp runs kubelet v1.361.0, not v1.36.x"]);
+        expect(kubeletVersionProblems({}, [], "1.36")).toEqual(["the cluster has no nodes"]);
+    });
+});
+
+describe("the background HTTP check", () => {
+    test("CheckLog counts requests and failures, keeps when and what for the first failures only, and the longest outage", () => {
+        const log = new CheckLog(10_000, 3);
+        const ok: CheckOutcome = { ok: true };
+        log.record(10_000, ok);
+        log.record(10_500, { ok: false, detail: "HTTP 502 Bad Gateway" });
+        log.record(11_000, { ok: false, detail: "ECONNRESET" });
+        log.record(11_500, ok);
+        for (let i = 0; i < 5; i++) {
+            log.record(12_000 + i * 500, { ok: false });
+        }
+        log.record(15_000, ok);
+        expect([log.requests, log.failed, log.longestFailureRun]).toEqual([10, 7, 5]);
+        expect(log.failures).toEqual([
+            { atSeconds: 0.5, detail: "HTTP 502 Bad Gateway" },
+            { atSeconds: 1, detail: "ECONNRESET" },
+            { atSeconds: 2, detail: "failed" },
+        ]);
+        expect(log.summary()).toBe("10 requests, 7 failed, at most 5 in a row; at 0.5 s: HTTP 502 Bad Gateway; at 1.0 s: ECONNRESET; at 2.0 s: failed (and 4 more)");
+    });
+
+    test("a clean run says so", () => {
+        const log = new CheckLog(0);
+        log.record(0, { ok: true });
+        log.record(500, { ok: true });
+        expect(log.failed).toBe(0);
+        expect(log.failures).toEqual([]);
+        expect(log.summary()).toBe("2 requests, none failed");
+    });
+
+    test("startBackgroundCheck sends one request at a time, one every 500 ms (later after a slow one), records a throw as a failure, and stops", async () => {
+        let t = 1000;
+        const starts: number[] = [];
+        let inFlight = 0;
+        let maxInFlight = 0;
+        // Durations (ms) and results of six requests: the fourth takes 1.2 s; the fifth throws.
+        const script: [number, CheckOutcome | Error][] = [
+            [100, { ok: true }],
+            [100, { ok: true }],
+            [100, { ok: false, detail: "HTTP 503" }],
+            [1200, { ok: true }],
+            [50, new Error("connect ECONNREFUSED")],
+            [100, { ok: true }],
+        ];
+        let stopped: Promise<CheckLog> | undefined;
+        const check: BackgroundCheck = startBackgroundCheck(
+            async () => {
+                const [duration, result] = script[starts.length];
+                starts.push(t);
+                inFlight++;
+                maxInFlight = Math.max(maxInFlight, inFlight);
+                await Promise.resolve();
+                t += duration;
+                inFlight--;
+                if (starts.length === script.length) {
+                    stopped = check.stop();
+                }
+                if (result instanceof Error) {
+                    throw result;
+                }
+                return result;
+            },
+            { intervalMs: 500, now: () => t, sleep: async (ms) => void (t += ms) },
+        );
+        await new Promise((r) => setImmediate(r));
+        const log = await stopped!;
+        expect(starts.map((s) => s - 1000)).toEqual([0, 500, 1000, 1500, 2700, 3200]);
+        expect(maxInFlight).toBe(1);
+        expect(log.requests).toBe(6);
+        expect(log.failures).toEqual([
+            { atSeconds: 1, detail: "HTTP 503" },
+            { atSeconds: 2.7, detail: "connect ECONNREFUSED" },
+        ]);
+        expect(log.longestFailureRun).toBe(1);
+        expect(check.log).toBe(log);
+    });
 });

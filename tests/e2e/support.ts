@@ -129,3 +129,144 @@ export async function pollUntil<T>(what: string, attempt: () => Promise<T | unde
         await sleep(o.intervalMs);
     }
 }
+
+/** Each node's kubelet version (`status.nodeInfo.kubeletVersion`) in a NodeList, by node name. */
+export function nodeKubeletVersions(nodeList: unknown): Record<string, string> {
+    const items = (nodeList as { items?: unknown[] } | null)?.items;
+    if (!Array.isArray(items)) {
+        throw new Error("not a NodeList: no items");
+    }
+    return Object.fromEntries(
+        items.map((item) => {
+            const node = item as { metadata?: { name?: string }; status?: { nodeInfo?: { kubeletVersion?: string } } };
+            return [node.metadata?.name ?? "?", node.status?.nodeInfo?.kubeletVersion ?? ""];
+        }),
+    );
+}
+
+/**
+ * What keeps the cluster from being upgraded to `minor` (e.g. "1.36"): an expected node missing, a
+ * node on another minor, or nodes on different patches (workers install the control plane's exact
+ * patch). Empty when every node runs the same v<minor>.<patch>.
+ */
+export function kubeletVersionProblems(versions: Record<string, string>, expected: string[], minor: string): string[] {
+    const problems: string[] = [];
+    const names = Object.keys(versions);
+    if (names.length === 0) {
+        problems.push("the cluster has no nodes");
+    }
+    for (const name of expected) {
+        if (!(name in versions)) {
+            problems.push(`node ${name} is not registered`);
+        }
+    }
+    const ofMinor = new RegExp(`^v${minor.replace(/\./g, "\\.")}\\.\\d+$`);
+    for (const [name, version] of Object.entries(versions)) {
+        if (!ofMinor.test(version)) {
+            problems.push(`node ${name} runs kubelet ${version || "<none reported>"}, not v${minor}.x`);
+        }
+    }
+    const distinct = [...new Set(Object.values(versions))];
+    if (problems.length === 0 && distinct.length > 1) {
+        problems.push(`the nodes run different patches: ${names.map((n) => `${n}=${versions[n]}`).join(", ")}`);
+    }
+    return problems;
+}
+
+/** One request of the background HTTP check: a 200 with a greeting is ok, anything else says what it was. */
+export interface CheckOutcome {
+    ok: boolean;
+    detail?: string;
+}
+
+export interface CheckFailure {
+    /** Seconds since the check started. */
+    atSeconds: number;
+    detail: string;
+}
+
+/**
+ * Bookkeeping of the background HTTP check: how many requests, how many failed, the first `keep`
+ * failures with when and what (so an outage of many minutes does not grow the log without bound),
+ * and the longest run of failures in a row (how long an outage lasted, in requests).
+ */
+export class CheckLog {
+    requests = 0;
+    failed = 0;
+    longestFailureRun = 0;
+    readonly failures: CheckFailure[] = [];
+    private run = 0;
+
+    constructor(
+        private readonly startedAtMs: number,
+        private readonly keep = 20,
+    ) {}
+
+    record(atMs: number, outcome: CheckOutcome): void {
+        this.requests++;
+        if (outcome.ok) {
+            this.run = 0;
+            return;
+        }
+        this.failed++;
+        this.run++;
+        this.longestFailureRun = Math.max(this.longestFailureRun, this.run);
+        if (this.failures.length < this.keep) {
+            this.failures.push({ atSeconds: (atMs - this.startedAtMs) / 1000, detail: outcome.detail ?? "failed" });
+        }
+    }
+
+    summary(): string {
+        if (this.failed === 0) {
+            return `${this.requests} requests, none failed`;
+        }
+        const shown = this.failures.map((f) => `at ${f.atSeconds.toFixed(1)} s: ${f.detail}`).join("; ");
+        const more = this.failed > this.failures.length ? ` (and ${this.failed - this.failures.length} more)` : "";
+        return `${this.requests} requests, ${this.failed} failed, at most ${this.longestFailureRun} in a row; ${shown}${more}`;
+    }
+}
+
+export interface BackgroundCheck {
+    log: CheckLog;
+    /** Ends the check after the request in flight, if any; resolves with the log. */
+    stop(): Promise<CheckLog>;
+}
+
+/**
+ * Runs `check` in the background until stop(): one request at a time, each starting `intervalMs`
+ * after the one before (a slow answer delays the next rather than overlapping it), so the load on
+ * the app stays bounded whatever happens to it. A `check` that throws counts as a failure.
+ */
+export function startBackgroundCheck(
+    check: () => Promise<CheckOutcome>,
+    o: { intervalMs: number; now?: () => number; sleep?: (ms: number) => Promise<void> },
+): BackgroundCheck {
+    const now = o.now ?? Date.now;
+    const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const log = new CheckLog(now());
+    let stopping = false;
+    const loop = (async () => {
+        while (!stopping) {
+            const started = now();
+            let outcome: CheckOutcome;
+            try {
+                outcome = await check();
+            } catch (e) {
+                outcome = { ok: false, detail: e instanceof Error ? e.message : String(e) };
+            }
+            log.record(started, outcome);
+            const wait = started + o.intervalMs - now();
+            if (!stopping && wait > 0) {
+                await sleep(wait);
+            }
+        }
+    })();
+    return {
+        log,
+        stop: async () => {
+            stopping = true;
+            await loop;
+            return log;
+        },
+    };
+}

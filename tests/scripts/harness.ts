@@ -6,7 +6,7 @@
  *     Any other command is "not found", so no real system-changing command can ever run;
  *   - the stubs append every call to a log and keep the state they emulate in a state directory.
  */
-import { spawnSync } from "child_process";
+import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -50,6 +50,33 @@ export const perlPath: string | undefined = (() => {
         return undefined;
     }
 })();
+
+const lockHolders: ChildProcess[] = [];
+
+/**
+ * Holds apt's lists lock under the sandbox (an fcntl lock, like apt's own) from another process for
+ * `seconds`, as apt-daily does; the stubbed apt-get then fails like apt when STUB_PERL is set.
+ * Resolves once the lock is held. releaseAptLocks (afterAll) ends every holder still running.
+ */
+export async function holdAptListsLock(sb: Sandbox, seconds: number): Promise<ChildProcess> {
+    if (!perlPath) {
+        throw new Error("holding an apt lock needs perl on the host");
+    }
+    const dir = path.join(sb.root, "var/lib/apt/lists");
+    fs.mkdirSync(dir, { recursive: true });
+    const holder = spawn(perlPath, [path.join(fixturesDir, "fcntl-lock.pl"), "hold", path.join(dir, "lock"), String(seconds)]);
+    lockHolders.push(holder);
+    await new Promise<void>((resolve, reject) => {
+        holder.stdout!.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
+        holder.on("error", reject);
+        holder.on("exit", () => reject(new Error("lock holder exited before locking")));
+    });
+    return holder;
+}
+
+export function releaseAptLocks(): void {
+    lockHolders.splice(0).forEach((h) => h.kill());
+}
 
 export interface Sandbox {
     dir: string;

@@ -1,11 +1,11 @@
-import { spawn, spawnSync, ChildProcess } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { scriptsDir, renderScript } from "../../components/scripts";
 import { versions } from "../../components/versions";
 import {
-    callsTo, clearCalls, createSandbox, existsRoot, fixturesDir, perlPath, readRoot, removeSandboxes, runScript, Sandbox,
-    setState, snapshotRoot, tomlTable, writeRoot, calls,
+    callsTo, clearCalls, createSandbox, existsRoot, fixturesDir, holdAptListsLock, perlPath, readRoot, releaseAptLocks, removeSandboxes,
+    runScript, Sandbox, setState, snapshotRoot, tomlTable, writeRoot, calls,
 } from "./harness";
 
 const settings = { K8S_MINOR: "1.36", CONTAINERD_VERSION: versions.containerdPackage };
@@ -261,6 +261,93 @@ describe("prepare-node.sh failure and edge cases", () => {
     });
 });
 
+describe("prepare-node.sh with K8S_VERSION: a joining node gets exactly the control plane's version", () => {
+    const exact = { ...settings, K8S_VERSION: "v1.36.3" };
+    const kubeInstalls = (sb: Sandbox) =>
+        callsTo(sb, "apt-get")
+            .filter((l) => / install /.test(l))
+            .flatMap((l) => l.split(" ").filter((w) => /^kube(let|adm|ctl)(=|$)/.test(w)));
+
+    test("installs kubeadm, kubelet and kubectl at exactly that patch (apt's 1.36.3-* match) and verifies them with dpkg-query", () => {
+        const sb = freshNode();
+        // The repository's newest 1.36 patch is 1.36.4: without K8S_VERSION the node would take it.
+        const result = runScript(sb, "prepare-node", exact, { env: { STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.stderr).not.toMatch(/ERROR|WARNING/);
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb).sort()).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        for (const pkg of ["kubeadm", "kubelet", "kubectl"]) {
+            expect(callsTo(sb, "dpkg-query")).toContain(`dpkg-query -W -f=\${Version} ${pkg}`);
+            expect(fs.readFileSync(path.join(sb.state, "pkg", pkg), "utf8")).toBe("1.36.3-1.1");
+        }
+        expect(result.stderr).toMatch(/kubeadm, kubelet and kubectl are v1\.36\.3/);
+        // Held like the rest, and the apt source is the minor's.
+        expect(callsTo(sb, "apt-mark").find((l) => l.startsWith("apt-mark hold"))!.split(" ")).toEqual(expect.arrayContaining(["kubelet", "kubeadm", "kubectl"]));
+        expect(readRoot(sb, "etc/apt/sources.list.d/kubernetes.list")).toContain("/core:/stable:/v1.36/deb/ /");
+    });
+
+    test("without K8S_VERSION (empty), installs the packages unversioned as before", () => {
+        const sb = freshNode();
+        expect(runScript(sb, "prepare-node", { ...settings, K8S_VERSION: "" }).status).toBe(0);
+        expect(kubeInstalls(sb).sort()).toEqual(["kubeadm", "kubectl", "kubelet"]);
+    });
+
+    test("a second run, and a run on a node already at that exact version, install nothing and change nothing", () => {
+        const sb = freshNode();
+        expect(runScript(sb, "prepare-node", exact).status).toBe(0);
+        const before = snapshotRoot(sb);
+        clearCalls(sb);
+        const second = runScript(sb, "prepare-node", exact);
+        expect(second.status).toBe(0);
+        expect(second.stderr).not.toMatch(/WARNING/);
+        expect(snapshotRoot(sb)).toEqual(before);
+        expect(callsTo(sb, "apt-get")).toEqual([]);
+        expect(callsTo(sb, "apt-mark").filter((l) => l.startsWith("apt-mark hold"))).toEqual([]);
+    });
+
+    test("fails when apt installs another kubelet than K8S_VERSION, naming both", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", exact, { env: { STUB_APT_RESOLVES: "kubelet=1.36.4-1.1" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/ERROR: apt installed kubelet 1\.36\.4-1\.1, not v1\.36\.3 \(K8S_VERSION, the control plane's version\)/);
+        expect(existsRoot(sb, "etc/containerd/config.toml")).toBe(false);
+    });
+
+    test("fails with apt's message and what to check when pkgs.k8s.io has no such patch", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...settings, K8S_VERSION: "v1.36.9" }, { env: { STUB_APT_MISSING: "kubeadm=1.36.9-*", APT_RETRY_ATTEMPTS: "1" } });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toContain("E: Version '1.36.9-*' for 'kubeadm' was not found");
+        expect(result.stderr).toMatch(/for kubeadm, kubelet or kubectl, pkgs\.k8s\.io has no v1\.36\.9 \('apt-cache madison kubeadm' lists what it has\)/);
+    });
+
+    test("on a node prepared earlier at another version, warns and installs nothing (moving a live node is the upgrade's work)", () => {
+        const sb = freshNode();
+        expect(runScript(sb, "prepare-node", settings).status).toBe(0); // unversioned: the stub's 1.36.0-1.1
+        clearCalls(sb);
+        const older = runScript(sb, "prepare-node", exact);
+        expect(older.status).toBe(0);
+        expect(older.stderr).toMatch(/WARNING: kubelet 1\.36\.0-1\.1 is installed, not K8S_VERSION v1\.36\.3; a live node is moved by the upgrade steps/);
+        setState(sb, "pkg/kubelet", "1.36.5-1.1");
+        const skewed = runScript(sb, "prepare-node", exact);
+        expect(skewed.status).toBe(0);
+        expect(skewed.stderr).toMatch(/WARNING: kubelet 1\.36\.5-1\.1 is installed, newer than K8S_VERSION v1\.36\.3 \(the control plane's version\): a kubelet must not be newer than its API server/);
+        expect(kubeInstalls(sb)).toEqual([]);
+    });
+
+    test.each([
+        ["1.36.3", /K8S_VERSION must be empty or an exact Kubernetes release such as v1\.36\.3, got '1\.36\.3'/],
+        ["v1.36", /K8S_VERSION must be empty or an exact Kubernetes release/],
+        ["v1.37.2", /K8S_VERSION v1\.37\.2 is not a release of K8S_MINOR 1\.36/],
+        ["v1.361.0", /K8S_VERSION v1\.361\.0 is not a release of K8S_MINOR 1\.36/],
+    ])("rejects K8S_VERSION %s before changing anything", (version, message) => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...settings, K8S_VERSION: version });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(message);
+        expect(calls(sb)).toEqual([]);
+    });
+});
+
 describe("prepare-node.sh kernel and host prerequisites", () => {
     test("fails in seconds, before apt, with a clear message when the kernel has no vxlan module", () => {
         const sb = freshNode();
@@ -298,29 +385,14 @@ describe("prepare-node.sh kernel and host prerequisites", () => {
 });
 
 describe("prepare-node.sh and apt's locks", () => {
-    const holders: ChildProcess[] = [];
-    afterAll(() => holders.forEach((h) => h.kill()));
-
-    /** Holds apt's lists lock (an fcntl lock, like apt's own) from another process for `seconds`. */
-    async function holdListsLock(sb: Sandbox, seconds: number): Promise<ChildProcess> {
-        const dir = path.join(sb.root, "var/lib/apt/lists");
-        fs.mkdirSync(dir, { recursive: true });
-        const holder = spawn(perlPath!, [path.join(fixturesDir, "fcntl-lock.pl"), "hold", path.join(dir, "lock"), String(seconds)]);
-        holders.push(holder);
-        await new Promise<void>((resolve, reject) => {
-            holder.stdout!.on("data", (d: Buffer) => d.toString().includes("locked") && resolve());
-            holder.on("error", reject);
-            holder.on("exit", () => reject(new Error("lock holder exited before locking")));
-        });
-        return holder;
-    }
+    afterAll(releaseAptLocks);
 
     const lockEnv = { STUB_PERL: perlPath ?? "", APT_LOCK_POLL_SECONDS: "1" };
 
     test("the stubbed apt-get, like apt, fails at once while another process holds the lock", async () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.state, "pkg"), { recursive: true }); // so that the first apt call is an update
-        const holder = await holdListsLock(sb, 30);
+        const holder = await holdAptListsLock(sb, 30);
         const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "0" } });
         holder.kill();
         expect(result.status).not.toBe(0);
@@ -330,7 +402,7 @@ describe("prepare-node.sh and apt's locks", () => {
     test("waits while another process holds apt's lists lock, then succeeds", async () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.state, "pkg"), { recursive: true });
-        await holdListsLock(sb, 2.5);
+        await holdAptListsLock(sb, 2.5);
         const started = Date.now();
         const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "15" } });
         expect(result.stderr).not.toMatch(/ERROR/);
@@ -345,7 +417,7 @@ describe("prepare-node.sh and apt's locks", () => {
     test("gives up after its bound with a message that says what holds apt and what to do", async () => {
         const sb = freshNode();
         fs.rmSync(path.join(sb.state, "pkg"), { recursive: true });
-        const holder = await holdListsLock(sb, 30);
+        const holder = await holdAptListsLock(sb, 30);
         const started = Date.now();
         const result = runScript(sb, "prepare-node", settings, { env: { ...lockEnv, APT_LOCK_WAIT_SECONDS: "2" } });
         holder.kill();

@@ -1,5 +1,6 @@
 import {
-    callsTo, calls, clearCalls, createSandbox, hasState, readRoot, removeSandboxes, runScript, Sandbox, setState, snapshotRoot, writeRoot,
+    callsTo, calls, clearCalls, createSandbox, hasState, holdAptListsLock, perlPath, readRoot, releaseAptLocks, removeSandboxes, runScript, Sandbox,
+    setState, snapshotRoot, writeRoot,
 } from "./harness";
 
 const cpName = "k8s-control-plane";
@@ -36,6 +37,7 @@ const installs = (sb: Sandbox) => callsTo(sb, "apt-get").filter((l) => / install
 const at = (sb: Sandbox, pattern: RegExp) => calls(sb).findIndex((l) => pattern.test(l));
 
 afterAll(removeSandboxes);
+afterAll(releaseAptLocks);
 
 describe("upgrade-control-plane.sh", () => {
     const upgrade = (sb: Sandbox, minor: string, env: Record<string, string> = {}) =>
@@ -184,6 +186,22 @@ describe("upgrade-worker.sh", () => {
         expect(result.status).toBe(0);
         expect(callsTo(sb, "apt-get").filter((l) => / update$/.test(l))).toHaveLength(3);
         expect(installs(sb)).toEqual(["kubeadm=1.37.2-1.1", "kubelet=1.37.2-1.1 kubectl=1.37.2-1.1"]);
+    });
+
+    test("waits while apt-daily holds apt's lock, longer than its retries would last, then upgrades", async () => {
+        const sb = joinedWorker("1.36", "1.36.2-1.1");
+        // Retrying (two attempts, the harness's zero delay) would meet the lock both times; waiting on it outlasts it.
+        await holdAptListsLock(sb, 5);
+        const started = Date.now();
+        const result = runScript(sb, "upgrade-worker", { KUBERNETES_VERSION: "v1.37.2" }, {
+            env: { STUB_PERL: perlPath ?? "", APT_RETRY_ATTEMPTS: "2", APT_LOCK_WAIT_SECONDS: "30", APT_LOCK_POLL_SECONDS: "1" },
+        });
+        expect(result.stderr).not.toMatch(/ERROR/);
+        expect(result.status).toBe(0);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(4000);
+        expect(result.stderr).toMatch(/apt is busy \(Could not get lock .*\/var\/lib\/apt\/lists\/lock\. It is held by process \d+ \(perl\)\); trying again in 1s, for at most 30s/);
+        expect(installs(sb)).toEqual(["kubeadm=1.37.2-1.1", "kubelet=1.37.2-1.1 kubectl=1.37.2-1.1"]);
+        expect(result.stdout).toBe("v1.37.2\n");
     });
 
     test("refuses to move a kubelet back to an older control plane's version", () => {
