@@ -58,12 +58,20 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         const run = (script: string, env: Record<string, pulumi.Input<string>>) =>
             pulumi.all(env).apply((values) => remoteInvocation(renderScript(script, values)));
 
+        // New nodes get exactly the patch the cluster runs (a kubelet must not be newer than its API
+        // server); before the first `up`, or while the minor changes, the newest patch of the minor.
+        const running = args.previous.kubernetesVersion;
+        const joinVersion = running?.startsWith(`v${args.kubernetesVersion}.`) ? running : "";
         const prepare = (node: ClusterNode) =>
             new command.remote.Command(
                 step(node, "prepare"),
                 {
                     connection: node.connection,
-                    create: run("prepare-node", { K8S_MINOR: args.kubernetesVersion, CONTAINERD_VERSION: versions.containerdPackage }),
+                    create: run("prepare-node", {
+                        K8S_MINOR: args.kubernetesVersion,
+                        K8S_VERSION: joinVersion,
+                        CONTAINERD_VERSION: versions.containerdPackage,
+                    }),
                     triggers: [node.ready.id],
                     addPreviousOutputInEnv: false,
                 },

@@ -69,7 +69,17 @@ test("renewal falls due: only the credentials step, the kubeconfig it feeds and 
 
 test.each([
     ["1.35", { ...at135, kubernetesVersion: "v1.36.3" }, /kubernetesVersion: the cluster runs v1\.36\.3 and 1\.35 was requested; kubeadm cannot downgrade a cluster/],
-    ["1.34", at135, /kubernetesVersion: .*1\.34 (was requested|is not)/],
+    ["1.34", at135, /kubernetesVersion: "1\.34" is not valid; accepted: a Kubernetes minor that every pinned tool supports: 1\.35 or 1\.36/],
 ])("kubernetesVersion %s on a cluster recorded at %o is refused before any resource is declared", async (requested, previous, message) => {
     await expect(runProgram({ ...minimal, kubernetesVersion: requested }, "dev", undefined, previous)).rejects.toThrow(message);
+});
+
+test("a node prepared on a running cluster gets exactly the patch it runs; on a new cluster or during a minor change, the newest", async () => {
+    const settingOf = (r: ProgramRun, node: string) => /export K8S_VERSION='([^']*)'/.exec(r.get(`k8s-dev-cluster-${node}-prepare`).inputs.create)?.[1];
+    expect(settingOf(up135, "worker-1")).toBe("v1.35.9");
+    expect(settingOf(up135, "control-plane")).toBe("v1.35.9");
+    const fresh = await runProgram(minimal);
+    expect(settingOf(fresh, "worker-1")).toBe("");
+    const bumping = await runProgram({ ...minimal, kubernetesVersion: "1.36" }, "dev", undefined, at135);
+    expect(settingOf(bumping, "worker-1")).toBe("");
 });

@@ -6,4 +6,6 @@
 import { binaries } from "./controlPlane";
 
 process.env.CONTAINERD_BIN = binaries.containerd;
+// A require, not an import: imports are hoisted above the line that names the binary.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 require("../scripts/prepare-node.test");
