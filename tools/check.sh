@@ -19,7 +19,7 @@ bash tools/lint.sh
 
 step "shellcheck"
 shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh
-shellcheck tools/*.sh .ci/run
+shellcheck tools/*.sh .ci/run app/bench/*.sh
 
 step "unit, wiring, policy and script tests (jest)"
 npm test --silent

@@ -10,7 +10,7 @@
 # ones), so that a change in background load hits both alike.
 #
 # Usage: bash app/bench/bench.sh [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]
-#          [-t THREADS] [-e NAME=VALUE]... [--cpu-limit MILLICORES]
+#          [-t THREADS] [-e NAME=VALUE]... [--strict] [--cpu-limit MILLICORES]
 set -euo pipefail
 
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
@@ -23,12 +23,14 @@ usage() {
 	cat <<'EOF'
 Usage: bash app/bench/bench.sh [options]
 
-  -r ROUNDS        rounds; each round runs wrk once against each server (default 3, 1-20)
-  -d SECONDS       length of each wrk run (default 5, 1-60)
+  -r ROUNDS        rounds; each round runs wrk once against each server (default 5, 1-20)
+  -d SECONDS       length of each wrk run (default 4, 1-60)
   -c CONNECTIONS   wrk connections (default 50, 1-1000)
   -t THREADS       wrk threads (default 2, at most CONNECTIONS)
   -e NAME=VALUE    environment for both servers, repeatable
                    (e.g. -e ACCESS_LOG=on, -e GOMAXPROCS=1)
+  --strict         the baseline reads its hostname once at start instead of on
+                   every request as the seed does (HOSTNAME_ONCE=1)
   --cpu-limit Nm   run each server in its own CPU cgroup with a CFS quota of N
                    millicores, as the kubelet does for a container's CPU limit
                    (e.g. 250m; needs root and a writable cgroup v1 or v2 cpu controller)
@@ -38,12 +40,13 @@ Needs: go (PATH or /usr/local/go/bin) and wrk (apt-get install wrk).
 EOF
 }
 
-rounds=3
-duration=5
+rounds=5
+duration=4
 connections=50
 threads=2
 cpu_limit_m=""
 server_env=()
+baseline_env=()
 
 # is_int_in VALUE MIN MAX: VALUE is a whole number from MIN to MAX.
 is_int_in() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
@@ -59,6 +62,7 @@ parse_args() {
 			[[ "${2-}" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "-e ${2-}: want NAME=VALUE"
 			server_env+=("$2") && shift 2
 			;;
+		--strict) baseline_env+=(HOSTNAME_ONCE=1) && shift ;;
 		--cpu-limit)
 			[[ "${2-}" =~ ^([0-9]+)m$ ]] || die "--cpu-limit ${2-}: want millicores such as 250m"
 			cpu_limit_m="${BASH_REMATCH[1]}" && shift 2
@@ -126,18 +130,20 @@ new_cgroup() {
 	echo "$cg"
 }
 
-# start_server NAME: starts $work/NAME on 127.0.0.1:0; sets server_addr and server_pid.
+# start_server NAME [NAME=VALUE...]: starts $work/NAME on 127.0.0.1:0 with the
+# -e settings and then the given ones; sets server_addr and server_pid.
 server_addr=""
 server_pid=""
 start_server() {
 	local name="$1" cg="" addr="" i
+	shift
 	if [ -n "$cpu_limit_m" ]; then
 		cg="$(new_cgroup "$name")"
 		cgroups+=("$cg")
 	fi
 	# The wrapper joins the cgroup before exec, so every thread of the server starts in it.
 	sh -c '[ -z "$1" ] || echo $$ >"$1/cgroup.procs"; shift; exec "$@"' sh "$cg" \
-		env ADDR=127.0.0.1:0 "${server_env[@]+"${server_env[@]}"}" "$work/$name" >"$work/$name.log" 2>&1 &
+		env ADDR=127.0.0.1:0 "${server_env[@]+"${server_env[@]}"}" "$@" "$work/$name" >"$work/$name.log" 2>&1 &
 	server_pid="$!"
 	pids+=("$server_pid")
 	for ((i = 0; i < 100; i++)); do
@@ -205,14 +211,14 @@ main() {
 	build
 
 	local base_addr app_addr base_pid app_pid r name results="" line
-	start_server baseline
+	start_server baseline "${baseline_env[@]+"${baseline_env[@]}"}"
 	base_addr="$server_addr" base_pid="$server_pid"
 	start_server http-go
 	app_addr="$server_addr" app_pid="$server_pid"
 	check_greeting baseline "$base_addr"
 	check_greeting http-go "$app_addr"
 
-	log "baseline on $base_addr, http-go on $app_addr${server_env[*]+ with ${server_env[*]}}${cpu_limit_m:+, each limited to ${cpu_limit_m}m CPU}"
+	log "baseline${baseline_env[*]+ (${baseline_env[*]})} on $base_addr, http-go on $app_addr${server_env[*]+, both with ${server_env[*]}}${cpu_limit_m:+, each limited to ${cpu_limit_m}m CPU}"
 	log "$rounds round(s) of wrk -t $threads -c $connections -d ${duration}s per server, alternating; 1 s warm-up each"
 	timeout 30 wrk -t 1 -c "$threads" -d 1s "http://$base_addr/" >/dev/null
 	timeout 30 wrk -t 1 -c "$threads" -d 1s "http://$app_addr/" >/dev/null
