@@ -61,6 +61,15 @@ describe("HttpGoApp", () => {
         expect(milli(limits.cpu)).toBeGreaterThan(milli(requests.cpu));
     });
 
+    test("access logs are off, stated explicitly, and GOMEMLIMIT keeps the Go heap below the memory limit", () => {
+        const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+        expect(env.ACCESS_LOG).toBe("off");
+        const mib = (q: string) => Number(q.replace(/MiB?$/, ""));
+        expect(env.GOMEMLIMIT).toMatch(/^\d+MiB$/);
+        expect(mib(env.GOMEMLIMIT)).toBeGreaterThanOrEqual(16 + 8); // the app's 16 MB GC floor plus runtime
+        expect(mib(env.GOMEMLIMIT)).toBeLessThan(mib(container.resources.limits.memory));
+    });
+
     test("rolls out one extra pod at a time, never fewer than before", () => {
         expect(deployment.inputs.spec.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
     });
