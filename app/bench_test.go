@@ -113,35 +113,23 @@ func BenchmarkServe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// http-go as run serves it: through lazyDeadlineListener.
-	ours := func(srv *http.Server) func(net.Listener) *http.Server {
-		return func(ln net.Listener) *http.Server {
-			go srv.Serve(lazyDeadlineListener{ln})
-			return srv
-		}
-	}
-	bare := func(h http.Handler) func(net.Listener) *http.Server {
-		return func(ln net.Listener) *http.Server {
-			srv := &http.Server{Handler: h}
-			go srv.Serve(ln)
-			return srv
-		}
-	}
-	benchServers(b, host, map[string]func() func(net.Listener) *http.Server{
-		"http-go": func() func(net.Listener) *http.Server {
-			return ours(newServer(newRouter(host), slog.New(slog.DiscardHandler), false))
+	benchServers(b, host, map[string]func() *http.Server{
+		"http-go": func() *http.Server {
+			return newServer(newRouter(host), slog.New(slog.DiscardHandler), false)
 		},
-		"http-go with access log": func() func(net.Listener) *http.Server {
-			return ours(newServer(newRouter(host), slog.New(slog.NewJSONHandler(io.Discard, nil)), true))
+		"http-go with access log": func() *http.Server {
+			return newServer(newRouter(host), slog.New(slog.NewJSONHandler(io.Discard, nil)), true)
 		},
-		"seed-style":                func() func(net.Listener) *http.Server { return bare(seed) },
-		"seed-style, hostname once": func() func(net.Listener) *http.Server { return bare(seedOnce(host)) },
+		"seed-style": func() *http.Server { return &http.Server{Handler: seed} },
+		"seed-style, hostname once": func() *http.Server {
+			return &http.Server{Handler: seedOnce(host)}
+		},
 	})
 }
 
 // benchServers runs one BenchmarkServe sub-benchmark per server, in name
 // order; each must answer GET / with "Welcome! <host>".
-func benchServers(b *testing.B, host string, servers map[string]func() func(net.Listener) *http.Server) {
+func benchServers(b *testing.B, host string, servers map[string]func() *http.Server) {
 	for _, name := range slices.Sorted(maps.Keys(servers)) {
 		newSrv := servers[name]
 		b.Run(name, func(b *testing.B) {
@@ -149,7 +137,8 @@ func benchServers(b *testing.B, host string, servers map[string]func() func(net.
 			if err != nil {
 				b.Fatal(err)
 			}
-			srv := newSrv()(ln)
+			srv := newSrv()
+			go srv.Serve(ln)
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

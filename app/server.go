@@ -136,7 +136,7 @@ func run(ctx context.Context, cfg config, h http.Handler, logger *slog.Logger, o
 	}
 	srv := newServer(h, logger, cfg.AccessLog)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lazyDeadlineListener{ln}) }()
+	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "access_log", cfg.AccessLog)
 	if onListen != nil {
 		onListen(ln.Addr())
