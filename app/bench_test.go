@@ -23,9 +23,11 @@ import (
 // Benchmarks of the handler chain. CI runs them briefly (-benchtime 100x) to
 // check that they still work and that every iteration got the right answer;
 // the numbers mean something only on a quiet machine (see bench/bench.sh for
-// the side-by-side load test).
+// the side-by-side load test). The test binary keeps Go's GOGC=100 unless
+// GOGC is set; the app's default of 400 is applied in mainErr, so compare
+// with the app's garbage collection using GOGC=400.
 //
-//	go test -run '^$' -bench . -benchmem
+//	GOGC=400 go test -run '^$' -bench . -benchmem
 
 // discardWriter is the cheapest http.ResponseWriter: it keeps the status and
 // the size of the body of the last response, so that benchmarks check what
