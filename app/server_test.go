@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,34 +156,68 @@ func TestAccessLog(t *testing.T) {
 }
 
 func TestNewServerTimeouts(t *testing.T) {
-	srv := newServer(newRouter("h"), slog.New(slog.DiscardHandler))
-	for name, d := range map[string]time.Duration{
-		"ReadHeaderTimeout": srv.ReadHeaderTimeout,
-		"ReadTimeout":       srv.ReadTimeout,
-		"WriteTimeout":      srv.WriteTimeout,
-		"IdleTimeout":       srv.IdleTimeout,
-	} {
-		// Zero means no timeout at all; over a minute (idle: two) is not sane.
-		limit := time.Minute
-		if name == "IdleTimeout" {
-			limit = 2 * time.Minute
+	for _, accessLogOn := range []bool{false, true} {
+		srv := newServer(newRouter("h"), slog.New(slog.DiscardHandler), accessLogOn)
+		for name, d := range map[string]time.Duration{
+			"ReadHeaderTimeout": srv.ReadHeaderTimeout,
+			"ReadTimeout":       srv.ReadTimeout,
+			"WriteTimeout":      srv.WriteTimeout,
+			"IdleTimeout":       srv.IdleTimeout,
+		} {
+			// Zero means no timeout at all; over a minute (idle: two) is not sane.
+			limit := time.Minute
+			if name == "IdleTimeout" {
+				limit = 2 * time.Minute
+			}
+			if d <= 0 || d > limit {
+				t.Errorf("access log %v: %s = %v, want between 0 and %v", accessLogOn, name, d, limit)
+			}
 		}
-		if d <= 0 || d > limit {
-			t.Errorf("%s = %v, want between 0 and %v", name, d, limit)
+		if srv.ReadHeaderTimeout > srv.ReadTimeout {
+			t.Errorf("ReadHeaderTimeout %v exceeds ReadTimeout %v", srv.ReadHeaderTimeout, srv.ReadTimeout)
+		}
+		if srv.ErrorLog == nil {
+			t.Errorf("access log %v: ErrorLog is nil, want server errors routed to the structured logger", accessLogOn)
 		}
 	}
-	if srv.ReadHeaderTimeout > srv.ReadTimeout {
-		t.Errorf("ReadHeaderTimeout %v exceeds ReadTimeout %v", srv.ReadHeaderTimeout, srv.ReadTimeout)
+}
+
+func TestNewServerAccessLogSwitch(t *testing.T) {
+	for _, tc := range []struct {
+		accessLogOn bool
+		wantLines   int
+	}{{false, 0}, {true, 3}} {
+		var buf syncBuffer
+		srv := newServer(newRouter("h"), slog.New(slog.NewJSONHandler(&buf, nil)), tc.accessLogOn)
+		for _, path := range []string{"/", "/healthz", "/missing"} {
+			srv.Handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+		}
+		if got := len(logLines(t, buf.String(), "request")); got != tc.wantLines {
+			t.Errorf("access log %v: %d request lines for 3 requests, want %d; log:\n%s",
+				tc.accessLogOn, got, tc.wantLines, buf.String())
+		}
 	}
-	if srv.ErrorLog == nil {
-		t.Error("ErrorLog is nil, want server errors routed to the structured logger")
+}
+
+// The shared header value slices must not let one response change the next.
+func TestResponseHeadersNotShared(t *testing.T) {
+	h := newRouter("h")
+	first := httptest.NewRecorder()
+	h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/", nil))
+	first.Header().Add("Cache-Control", "private") // as a wrapping middleware might
+	first.Header().Set("Content-Type", "text/html")
+
+	second := httptest.NewRecorder()
+	h.ServeHTTP(second, httptest.NewRequest(http.MethodGet, "/", nil))
+	want := http.Header{
+		"Content-Type":           {"text/plain; charset=utf-8"},
+		"X-Content-Type-Options": {"nosniff"},
+		"Cache-Control":          {"no-store"},
 	}
-	// The handler must be wrapped in the access log.
-	var buf syncBuffer
-	srv = newServer(newRouter("h"), slog.New(slog.NewJSONHandler(&buf, nil)))
-	srv.Handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	if len(logLines(t, buf.String(), "request")) != 1 {
-		t.Errorf("newServer's handler logged no request; log:\n%s", buf.String())
+	for k, v := range want {
+		if got := second.Header()[k]; !slices.Equal(got, v) {
+			t.Errorf("second response %s = %q, want %q", k, got, v)
+		}
 	}
 }
 
@@ -213,10 +249,21 @@ func newClient() *http.Client {
 }
 
 func TestRunServesRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		accessLogOn bool
+		wantLines   int
+	}{{false, 0}, {true, 2}} {
+		t.Run(fmt.Sprintf("access log %v", tc.accessLogOn), func(t *testing.T) {
+			testRunServesRoutes(t, tc.accessLogOn, tc.wantLines)
+		})
+	}
+}
+
+func testRunServesRoutes(t *testing.T, accessLogOn bool, wantLines int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
-	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AccessLog: accessLogOn},
 		newRouter("test-host"), slog.New(slog.NewJSONHandler(&logs, nil)))
 
 	client := newClient()
@@ -241,8 +288,48 @@ func TestRunServesRoutes(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after cancel")
 	}
-	if n := len(logLines(t, logs.String(), "request")); n != 2 {
-		t.Errorf("got %d access log lines, want 2; log:\n%s", n, logs.String())
+	out := logs.String()
+	if n := len(logLines(t, out, "request")); n != wantLines {
+		t.Errorf("got %d access log lines, want %d; log:\n%s", n, wantLines, out)
+	}
+	// Start and stop are logged whatever the access log setting.
+	listening := logLines(t, out, "listening")
+	if len(listening) != 1 || listening[0]["access_log"] != accessLogOn {
+		t.Errorf("want one listening line with access_log=%v; log:\n%s", accessLogOn, out)
+	}
+	if len(logLines(t, out, "shutting down")) != 1 || len(logLines(t, out, "stopped")) != 1 {
+		t.Errorf("want 'shutting down' and 'stopped' log lines; log:\n%s", out)
+	}
+}
+
+// Server errors reach the log even with the access log off: here net/http's
+// report of a handler panic, which it recovers from by closing the connection.
+func TestRunLogsServerErrorsWithAccessLogOff(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
+		h, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if resp, err := newClient().Get("http://" + addr + "/"); err == nil {
+		resp.Body.Close()
+		t.Errorf("GET / answered %d, want the connection closed by the panic", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run returned %v, want nil", err)
+	}
+	found := false
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "panic serving") && strings.Contains(line, "boom") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no WARN line about the panic; log:\n%s", logs.String())
+	}
+	if n := len(logLines(t, logs.String(), "request")); n != 0 {
+		t.Errorf("got %d access log lines with the access log off, want 0", n)
 	}
 }
 
@@ -257,7 +344,7 @@ func TestRunDrainsInFlightRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
-	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AccessLog: true},
 		h, slog.New(slog.NewJSONHandler(&logs, nil)))
 
 	type result struct {

@@ -17,6 +17,25 @@ export const CONTAINER_PORT = 8080;
 /** UID/GID of the pod: distroless's `nonroot`; numeric so runAsNonRoot can be checked for any image. */
 export const APP_UID = 65532;
 
+/** The container's CPU limit in millicores and memory limit in MiB. */
+export const APP_CPU_LIMIT_MILLI = 250;
+export const APP_MEMORY_LIMIT_MIB = 64;
+
+/**
+ * Environment of the http-go container; measurements behind it in docs/app-performance.md.
+ * ACCESS_LOG is the app's default, stated here so that turning per-request logs on is a one-line
+ * change; under load they cost more CPU than the requests. GOMAXPROCS: one scheduler thread per
+ * whole CPU of the limit (Go's own container default never goes below 2), which served ~17% more
+ * requests within a 250m quota. GOMEMLIMIT keeps the Go heap, which the app lets grow to 16 MB
+ * between collections, well below the memory limit. GOMAXPROCS and GOMEMLIMIT are read by any Go
+ * binary, so they apply to the seed's image too; ACCESS_LOG only to images built from app/.
+ */
+export const APP_ENV: Record<string, string> = {
+    ACCESS_LOG: "off",
+    GOMAXPROCS: String(Math.max(1, Math.floor(APP_CPU_LIMIT_MILLI / 1000))),
+    GOMEMLIMIT: `${(APP_MEMORY_LIMIT_MIB * 3) / 4}MiB`,
+};
+
 export interface HttpGoAppArgs {
     /** The cluster's provider; every Kubernetes object and nothing else goes through it. */
     provider: k8s.Provider;
@@ -117,6 +136,7 @@ export class HttpGoApp extends pulumi.ComponentResource {
                                     name: "http-go",
                                     image: app.image,
                                     ports: [{ name: "http", containerPort: CONTAINER_PORT, protocol: "TCP" }],
+                                    env: Object.entries(APP_ENV).map(([name, value]) => ({ name, value })),
                                     // `/`, not `/healthz`: the seed's image serves only `/`.
                                     readinessProbe: {
                                         httpGet: { path: "/", port: "http" },
@@ -131,15 +151,10 @@ export class HttpGoApp extends pulumi.ComponentResource {
                                         timeoutSeconds: 2,
                                         failureThreshold: 3,
                                     },
-                                    // A tiny Go server idles at a few millicores and ~10 MiB. The
-                                    // HPA measures usage against the request, so 50m makes the
-                                    // default 70% target trip at ~35m a pod; 6 pods reserve 300m /
-                                    // 192Mi of two e2-medium workers (~1.9 CPU / ~3 GiB allocatable
-                                    // each) beside kube-proxy, Flannel, CoreDNS, metrics-server and
-                                    // MetalLB. The limits let a pod burst 5x under load and bound a leak.
+                                    // Sizing and the measured cost per request: docs/app-performance.md.
                                     resources: {
                                         requests: { cpu: "50m", memory: "32Mi" },
-                                        limits: { cpu: "250m", memory: "64Mi" },
+                                        limits: { cpu: `${APP_CPU_LIMIT_MILLI}m`, memory: `${APP_MEMORY_LIMIT_MIB}Mi` },
                                     },
                                     securityContext: {
                                         allowPrivilegeEscalation: false,

@@ -24,7 +24,7 @@ bash tools/lint.sh
 
 step "shellcheck"
 shellcheck -x -P scripts scripts/*.sh scripts/lib/*.sh
-shellcheck -x tools/*.sh .ci/run tests/controlplane/build.sh tests/scripts/fixtures/capture.sh
+shellcheck -x tools/*.sh .ci/run tests/controlplane/build.sh tests/scripts/fixtures/capture.sh app/bench/*.sh
 
 step "unit, wiring, policy and script tests (jest)"
 npm test --silent

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Go checks for app/: gofmt -l (must print nothing), go vet, go test.
+# Go checks for app/: gofmt -l (must print nothing), go vet, go test, and one
+# brief pass of the benchmarks (for correctness, not for a number).
 #
 # Finds or installs a Go toolchain new enough for app/go.mod first (ensure_go in tools/setup.sh).
 set -euo pipefail
@@ -34,3 +35,11 @@ else
 fi
 log "go test ${test_flags[*]} ./..."
 go test "${test_flags[@]}" ./...
+
+# 100 iterations each: the benchmarks check every answer they time, so this
+# catches a broken benchmark or handler; the timings mean nothing here.
+log "go test -run '^\$' -bench . -benchtime 100x ./..."
+if ! bench_out="$(go test -run '^$' -bench . -benchtime 100x ./... 2>&1)"; then
+	printf '%s\n' "$bench_out" >&2
+	die "a benchmark failed (output above)"
+fi

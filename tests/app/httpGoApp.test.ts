@@ -61,6 +61,19 @@ describe("HttpGoApp", () => {
         expect(milli(limits.cpu)).toBeGreaterThan(milli(requests.cpu));
     });
 
+    test("access logs are off, stated explicitly; the Go runtime is sized to the container's limits", () => {
+        const env = Object.fromEntries(container.env.map((e: any) => [e.name, e.value]));
+        expect(env.ACCESS_LOG).toBe("off");
+        // One scheduler thread for a limit below one CPU (250m), not Go's container minimum of 2.
+        const cpuMilli = Number(container.resources.limits.cpu.replace(/m$/, ""));
+        expect(env.GOMAXPROCS).toBe(String(Math.max(1, Math.floor(cpuMilli / 1000))));
+        expect(env.GOMAXPROCS).toBe("1");
+        const mib = (q: string) => Number(q.replace(/MiB?$/, ""));
+        expect(env.GOMEMLIMIT).toMatch(/^\d+MiB$/);
+        expect(mib(env.GOMEMLIMIT)).toBeGreaterThanOrEqual(16 + 8); // the app's 16 MB GC floor plus runtime
+        expect(mib(env.GOMEMLIMIT)).toBeLessThan(mib(container.resources.limits.memory));
+    });
+
     test("rolls out one extra pod at a time, never fewer than before", () => {
         expect(deployment.inputs.spec.strategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
     });
