@@ -18,6 +18,7 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { renderScript } from "../../components/scripts";
 import { versions } from "../../components/versions";
 import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, metallbVersion } from "./versions";
 
@@ -59,9 +60,20 @@ export interface ControlPlane {
     kubectl(args: string[], input?: string): SpawnSyncReturns<string>;
     /** Like kubectl, but throws with stderr unless it exits 0; returns stdout. */
     kubectlOk(args: string[], input?: string): string;
+    /**
+     * Runs `scripts/<name>.sh` exactly as the program renders it, "on the control plane": the real
+     * kubeadm and kubectl first on PATH, FS_ROOT = `root` (so its admin.conf is this cluster's).
+     */
+    runScript(name: string, settings: Record<string, string>, env?: Record<string, string>): Promise<ScriptResult>;
     /** Starts another process whose log is kept with the others and which `stop()` ends first. */
     startProcess(name: string, binary: string, args: string[], env?: Record<string, string>): ChildProcess;
     stop(): Promise<void>;
+}
+
+export interface ScriptResult {
+    status: number | null;
+    stdout: string;
+    stderr: string;
 }
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
@@ -275,5 +287,31 @@ export async function startControlPlane(): Promise<ControlPlane> {
         throw e;
     }
 
-    return { dir, root, adminConf, server, kubectl, kubectlOk, startProcess, stop };
+    let scripts = 0;
+    const runScript = (name: string, settings: Record<string, string>, env: Record<string, string> = {}) => {
+        const file = path.join(dir, `${name}-${++scripts}.sh`);
+        fs.writeFileSync(file, renderScript(name, settings));
+        return new Promise<ScriptResult>((resolve, reject) => {
+            const child = spawn("bash", [file], {
+                env: {
+                    PATH: `${binaries.kubernetesDir}:${process.env.PATH}`,
+                    HOME: dir,
+                    FS_ROOT: root,
+                    RETRY_DELAY_SECONDS: "1",
+                    POLL_INTERVAL_SECONDS: "1",
+                    LC_ALL: "C",
+                    ...env,
+                },
+                stdio: ["ignore", "pipe", "pipe"],
+            });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (d) => (stdout += d));
+            child.stderr.on("data", (d) => (stderr += d));
+            child.on("error", reject);
+            child.on("close", (status) => resolve({ status, stdout, stderr }));
+        });
+    };
+
+    return { dir, root, adminConf, server, kubectl, kubectlOk, runScript, startProcess, stop };
 }

@@ -4,12 +4,11 @@
  * No kubelet runs here: where a script waits for a Ready node or Pod, the test sets that status,
  * and where a kubelet would finish a Pod's deletion, the test does (a "kubelet" loop, below).
  */
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { renderScript } from "../../components/scripts";
 import { runProgram } from "../helpers/program";
 import { callsTo, createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
 import { binaries, ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
@@ -24,29 +23,7 @@ afterAll(async () => {
     removeSandboxes();
 });
 
-interface ScriptResult {
-    status: number | null;
-    stdout: string;
-    stderr: string;
-}
-
-/** Runs a rendered script on "the control plane": the real kubeadm and kubectl, FS_ROOT = the control plane's root. */
-function runOnControlPlane(name: string, settings: Record<string, string>, env: Record<string, string> = {}): Promise<ScriptResult> {
-    const file = path.join(cp.dir, `${name}-${Date.now()}.sh`);
-    fs.writeFileSync(file, renderScript(name, settings));
-    return new Promise((resolve, reject) => {
-        const child = spawn("bash", [file], {
-            env: { PATH: `${binaries.kubernetesDir}:${process.env.PATH}`, HOME: cp.dir, FS_ROOT: cp.root, RETRY_DELAY_SECONDS: "1", LC_ALL: "C", ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => (stdout += d));
-        child.stderr.on("data", (d) => (stderr += d));
-        child.on("error", reject);
-        child.on("close", (status) => resolve({ status, stdout, stderr }));
-    });
-}
+const runOnControlPlane = (name: string, settings: Record<string, string>, env: Record<string, string> = {}) => cp.runScript(name, settings, env);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,11 +6,9 @@
  * (tests/scripts/upgrade.test.ts). No kubelet runs here: the test sets a node's reported kubelet
  * version and Ready condition itself.
  */
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { renderScript } from "../../components/scripts";
-import { binaries, ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
+import { ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
 
 let cp: ControlPlane;
 beforeAll(async () => {
@@ -20,29 +18,7 @@ afterAll(async () => {
     await cp?.stop();
 });
 
-interface ScriptResult {
-    status: number | null;
-    stdout: string;
-    stderr: string;
-}
-
-/** Runs a rendered script "on the control plane": real kubectl and kubeadm, FS_ROOT = the control plane's root. */
-function runOnControlPlane(name: string, settings: Record<string, string>, env: Record<string, string> = {}): Promise<ScriptResult> {
-    const file = path.join(cp.dir, `${name}-${Date.now()}.sh`);
-    fs.writeFileSync(file, renderScript(name, settings));
-    return new Promise((resolve, reject) => {
-        const child = spawn("bash", [file], {
-            env: { PATH: `${binaries.kubernetesDir}:${process.env.PATH}`, HOME: cp.dir, FS_ROOT: cp.root, RETRY_DELAY_SECONDS: "1", POLL_INTERVAL_SECONDS: "1", LC_ALL: "C", ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => (stdout += d));
-        child.stderr.on("data", (d) => (stderr += d));
-        child.on("error", reject);
-        child.on("close", (status) => resolve({ status, stdout, stderr }));
-    });
-}
+const runOnControlPlane = (name: string, settings: Record<string, string>, env: Record<string, string> = {}) => cp.runScript(name, settings, env);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
