@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# upgrade-control-plane.sh: upgrades the control plane to the newest patch of a Kubernetes minor by
-# kubeadm's documented procedure (control plane; before any worker is upgraded).
+# upgrade-control-plane.sh: upgrades the control plane to the newest patch of the next Kubernetes minor
+# by kubeadm's documented procedure (control plane; before any worker is upgraded). Within the minor it
+# runs, it only completes an interrupted upgrade; it never moves to a newer patch by itself.
 #
 # Settings (environment):
 #   K8S_MINOR              the minor to run, e.g. 1.37: the same minor as now, or the next one.
@@ -97,10 +98,16 @@ main() {
     refuse_unsupported_step "$current"
     use_kubernetes_minor "$K8S_MINOR" || true
     apt_get update
-    deb="$(kube_deb_version "$K8S_MINOR")" || die "the package repository for v$K8S_MINOR offers no kubeadm (see 'apt-cache madison kubeadm')"
-    target="v${deb%%-*}"
-    [[ "$(version_cmp "$current" "$target")" != 1 ]] ||
-        die "refusing to downgrade: the cluster runs $current, newer than $target, the newest v$K8S_MINOR in the package repository"
+    if [[ "$(minor_of "$current")" == "$(minor_of "$K8S_MINOR")" ]]; then
+        # Same minor: only finish what an interrupted run left undone, at the running patch. A newer
+        # patch is never applied implicitly: this step also re-runs when its script text changes, and
+        # such a re-run must not roll the cluster to another release.
+        target="$current"
+        deb="$(kube_deb_version "$target")" || die "the package repository for v$K8S_MINOR no longer offers kubeadm $target (see 'apt-cache madison kubeadm')"
+    else
+        deb="$(kube_deb_version "$K8S_MINOR")" || die "the package repository for v$K8S_MINOR offers no kubeadm (see 'apt-cache madison kubeadm')"
+        target="v${deb%%-*}"
+    fi
     upgrade_kubeadm "$deb" "$target"
     apply_upgrade "$current" "$target"
     upgrade_kubelet "$deb" "$target"

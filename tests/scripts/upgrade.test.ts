@@ -99,12 +99,13 @@ describe("upgrade-control-plane.sh", () => {
         expect(snapshotRoot(sb)).toEqual(before);
     });
 
-    test("moves to a newer patch of the same minor", () => {
+    test("never moves to a newer patch of the minor it runs (a re-run for a changed script text must not roll the cluster)", () => {
         const sb = controlPlane("v1.36.0");
         const result = upgrade(sb, "1.36");
         expect(result.status).toBe(0);
-        expect(result.stdout).toBe("v1.36.2\n");
-        expect(callsTo(sb, "kubeadm")).toEqual(["kubeadm upgrade plan v1.36.2", "kubeadm upgrade apply -y v1.36.2"]);
+        expect(result.stdout).toBe("v1.36.0\n");
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+        expect(installs(sb)).toEqual([]);
         expect(callsTo(sb, "curl")).toEqual([]); // same source, same key
     });
 
@@ -121,11 +122,11 @@ describe("upgrade-control-plane.sh", () => {
         expect(snapshotRoot(sb)).toEqual(before);
     });
 
-    test("refuses when the repository's newest patch is older than what runs", () => {
+    test("within its minor, fails without installing anything when the repository no longer offers the running patch", () => {
         const sb = controlPlane("v1.36.2");
         const result = upgrade(sb, "1.36", { STUB_APT_NEWEST_PATCH: "1" });
         expect(result.status).not.toBe(0);
-        expect(result.stderr).toMatch(/refusing to downgrade: the cluster runs v1\.36\.2, newer than v1\.36\.1/);
+        expect(result.stderr).toMatch(/the package repository for v1\.36 no longer offers kubeadm v1\.36\.2/);
         expect(installs(sb)).toEqual([]);
     });
 
