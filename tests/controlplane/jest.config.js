@@ -1,6 +1,6 @@
 // The control-plane tier: real etcd, kube-apiserver, kube-controller-manager, kubeadm, kubectl and
 // MetalLB's controller on loopback. Slower than `npm test` (which excludes this folder); run it with
-// `npm run test:controlplane`. The first run builds the binaries (about 10 minutes on 2 cores).
+// `npm run test:controlplane`. The first run builds the binaries (about 12 minutes on 2 cores).
 /** @type {import('jest').Config} */
 module.exports = {
     rootDir: "../..",
