@@ -189,9 +189,20 @@ ensure_go() {
 	setup_log "using $(go version) at $go_bin"
 }
 
+# 3.208 is the first engine that honours the replacementTrigger option (pulumi/pulumi#20936), which
+# renews a worker's load balancer membership with its VM.
+pulumi_minimum_minor=208
+
 require_pulumi() {
+	local version minor
 	command -v pulumi >/dev/null 2>&1 ||
 		missing "the Pulumi CLI (3.x)" "install it with curl -fsSL https://get.pulumi.com | sh (or see https://www.pulumi.com/docs/install/)"
+	version="$(pulumi version 2>/dev/null || true)"
+	if [[ $version =~ ^v?3\.([0-9]+)\. ]]; then
+		minor="${BASH_REMATCH[1]}"
+		((minor >= pulumi_minimum_minor)) ||
+			missing "a Pulumi CLI 3.${pulumi_minimum_minor} or newer (this one is ${version})" "upgrade it with curl -fsSL https://get.pulumi.com | sh (or your package manager)"
+	fi
 }
 
 # The sources the GCP provider (terraform-provider-google through pulumi-gcp) reads, in its order:

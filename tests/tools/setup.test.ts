@@ -214,8 +214,18 @@ describe("what deploy cannot install: one line naming it and how to get it", () 
         expect(result.stderr).toBe(
             "Missing the Pulumi CLI (3.x): install it with curl -fsSL https://get.pulumi.com | sh (or see https://www.pulumi.com/docs/install/)\n",
         );
-        r.stub("pulumi", "");
+        r.stub("pulumi", 'echo "v3.210.0"');
         expect(r.run("require_pulumi").status).toBe(0);
+    });
+
+    test("a Pulumi CLI older than 3.208, whose engine ignores replacementTrigger", () => {
+        const r = repo();
+        r.stub("pulumi", 'echo "v3.207.1"');
+        const result = r.run("require_pulumi");
+        expect(result.status).toBe(1);
+        expect(result.stderr).toBe(
+            "Missing a Pulumi CLI 3.208 or newer (this one is v3.207.1): upgrade it with curl -fsSL https://get.pulumi.com | sh (or your package manager)\n",
+        );
     });
 
     test("no GCP credentials anywhere", () => {
