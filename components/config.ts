@@ -85,7 +85,8 @@ export const defaults = {
 export const minimumKubernetesMinor = 31;
 export const maxWorkers = 10;
 
-export class ConfigError extends Error {
+/** A RunError: Pulumi prints its message alone, without the program's stack trace. */
+export class ConfigError extends pulumi.RunError {
     constructor(readonly problems: string[]) {
         super(
             `Invalid stack configuration (nothing was created):\n${problems.map((p) => `  - ${p}`).join("\n")}`,

@@ -16,8 +16,11 @@ export { supportedKubernetesMinors } from "./versions";
 /** Renew kubeadm's certificates when admin.conf's client certificate expires within this many days. */
 export const renewWithinDays = 30;
 
-/** A refused `kubernetesVersion` change; the message names the running and the requested versions. */
-export class KubernetesChangeRefused extends Error {
+/**
+ * A refused `kubernetesVersion` change; the message names the running and the requested versions.
+ * A RunError, so Pulumi prints the message alone, without the program's stack trace.
+ */
+export class KubernetesChangeRefused extends pulumi.RunError {
     constructor(
         readonly current: string | undefined,
         readonly requested: string,
