@@ -39,7 +39,6 @@ CLOUD_INIT_TIMEOUT_SECONDS="${CLOUD_INIT_TIMEOUT_SECONDS:-900}"
 DOCKER_REPO_URL="https://download.docker.com/linux/ubuntu"
 DOCKER_KEYRING="/etc/apt/keyrings/docker.asc"
 DOCKER_SOURCE="/etc/apt/sources.list.d/docker.sources"
-K8S_REPO_URL="https://pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/"
 CONTAINERD_CONFIG="/etc/containerd/config.toml"
 RUNC_OPTIONS_TABLE="[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]"
 PINNED_IMAGES_TABLE="[plugins.'io.containerd.cri.v1.images'.pinned_images]"
@@ -176,18 +175,8 @@ EOF
 }
 
 configure_kubernetes_repo() {
-    printf 'deb [signed-by=%s] %s /\n' "$K8S_KEYRING" "$K8S_REPO_URL" >"$WORK/kubernetes.list"
-    # A missing key, or a source for another minor (an upgrade), means fetching this minor's key.
-    if [[ ! -s "$ROOT$K8S_KEYRING" ]] || ! cmp -s "$WORK/kubernetes.list" "$ROOT$K8S_SOURCE"; then
-        log "fetching the apt key of $K8S_REPO_URL"
-        retry curl -fsSL "${K8S_REPO_URL}Release.key" -o "$WORK/Release.key"
-        gpg --batch --yes --dearmor -o "$WORK/kubernetes-apt-keyring.gpg" "$WORK/Release.key"
-        if update_file "$ROOT$K8S_KEYRING" 0644 "$WORK/kubernetes-apt-keyring.gpg"; then
-            REPOS_CHANGED=1
-        fi
-    fi
-    if update_file "$ROOT$K8S_SOURCE" 0644 "$WORK/kubernetes.list"; then
-        log "apt source now points at Kubernetes v$K8S_MINOR"
+    # A missing key, or a source for another minor, fetches this minor's key (lib/common.sh).
+    if use_kubernetes_minor "$K8S_MINOR"; then
         REPOS_CHANGED=1
     fi
 }

@@ -197,7 +197,7 @@ apt_install() {
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 }
 
-# --- Kubernetes packages and versions (the upgrade scripts; prepare-node.sh writes the same source) ---
+# --- Kubernetes packages and versions (prepare-node.sh and the upgrade scripts) ---
 
 K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
