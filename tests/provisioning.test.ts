@@ -52,7 +52,9 @@ describe("provisioning steps", () => {
         for (const p of prepares) {
             const node = p.name.replace(/-prepare$/, "").split("-cluster-")[1];
             expect(graph.get(p.name)).toEqual([expect.stringMatching(new RegExp(`-${node}-ready$`))]);
-            expect(p.inputs.create).toContain("pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/");
+            // The apt source of the configured minor (lib/common.sh's use_kubernetes_minor, inlined).
+            expect(p.inputs.create).toContain('use_kubernetes_minor "$K8S_MINOR"');
+            expect(p.inputs.create).toContain('local url="https://pkgs.k8s.io/core:/stable:/v$1/deb/"');
             expect(p.inputs.create).toContain("export K8S_MINOR='1.36'");
         }
     });
