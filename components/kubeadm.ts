@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { apiServerPort } from "./network";
 import { ClusterNode, ClusterNodes } from "./nodes";
-import { remoteInvocation, renderScript } from "./scripts";
+import { remoteScript } from "./scripts";
 import { ClusterState, credentialsRenewalKey, credentialsStep, kubernetesUpgradeSteps, line } from "./upgrade";
 import { flannelManifestUrl, versions } from "./versions";
 
@@ -54,9 +54,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         super("kubeadm-gcp:kubeadm:KubeadmCluster", name, {}, opts);
         const { nodes } = args;
         const cp = nodes.controlPlane;
-        const step = (node: ClusterNode, what: string) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`;
-        const run = (script: string, env: Record<string, pulumi.Input<string>>) =>
-            pulumi.all(env).apply((values) => remoteInvocation(renderScript(script, values)));
+        const step = (node: { name: string }, what: string) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`;
 
         // New nodes get exactly the patch the cluster runs (a kubelet must not be newer than its API
         // server); before the first `up`, or while the minor changes, the newest patch of the minor.
@@ -67,7 +65,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 step(node, "prepare"),
                 {
                     connection: node.connection,
-                    create: run("prepare-node", {
+                    create: remoteScript("prepare-node", {
                         K8S_MINOR: args.kubernetesVersion,
                         K8S_VERSION: joinVersion,
                         CONTAINERD_VERSION: versions.containerdPackage,
@@ -84,7 +82,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         const pullImages = (node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>) =>
             new command.remote.Command(
                 step(node, "images"),
-                { connection: node.connection, create: run("pull-images", env), triggers: [prepared.id], addPreviousOutputInEnv: false },
+                { connection: node.connection, create: remoteScript("pull-images", env), triggers: [prepared.id], addPreviousOutputInEnv: false },
                 { parent: this },
             );
 
@@ -98,7 +96,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             step(cp, "init"),
             {
                 connection: cp.connection,
-                create: run("kubeadm-init", {
+                create: remoteScript("kubeadm-init", {
                     NODE_NAME: cp.name,
                     ADVERTISE_ADDRESS: cp.internalIp,
                     PUBLIC_ADDRESS: nodes.apiAddress,
@@ -128,8 +126,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 step(worker, "admit"),
                 {
                     connection: cp.connection,
-                    create: run("join-token", { WORKER_NAME: worker.name }),
-                    delete: run("drain-node", { NODE_NAME: worker.name }),
+                    create: remoteScript("join-token", { WORKER_NAME: worker.name }),
+                    delete: remoteScript("drain-node", { NODE_NAME: worker.name }),
                     triggers: [init.id, prepared.id],
                     logging: "none",
                     addPreviousOutputInEnv: false,
@@ -140,7 +138,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 step(worker, "join"),
                 {
                     connection: worker.connection,
-                    create: run("kubeadm-join", { NODE_NAME: worker.name }),
+                    create: remoteScript("kubeadm-join", { NODE_NAME: worker.name }),
                     // The join line carries the token: it travels as stdin, never in the script text.
                     stdin: pulumi.secret(admission.stdout),
                     triggers: [prepared.id],
@@ -155,7 +153,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 step(worker, "revoke-token"),
                 {
                     connection: cp.connection,
-                    create: run("revoke-join-token", { WORKER_NAME: worker.name }),
+                    create: remoteScript("revoke-join-token", { WORKER_NAME: worker.name }),
                     triggers: [join.id, admission.id],
                     addPreviousOutputInEnv: false,
                 },
@@ -172,7 +170,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             workers: nodes.workers.map((node, i) => ({ node, joined: joined[i] })),
             kubernetesMinor: args.kubernetesVersion,
             after: [init],
-            stepName: (node, what) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`,
+            stepName: step,
             parent: this,
         });
         this.credentialsRenewal = credentialsRenewalKey(args.previous, args.now ?? new Date());
@@ -190,7 +188,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             `${name}-cluster-ready`,
             {
                 connection: cp.connection,
-                create: run("cluster-ready", {
+                create: remoteScript("cluster-ready", {
                     EXPECTED_NODES: allNodes.join(" "),
                     PUBLIC_ENDPOINT: pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`,
                     TIMEOUT_SECONDS: String(args.readyTimeoutSeconds ?? 600),

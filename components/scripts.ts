@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 
@@ -61,4 +62,9 @@ export function remoteInvocation(rendered: string, delimiter = "PULUMI_SCRIPT_EO
         delimiter,
         `sudo bash "$script"`,
     ].join("\n");
+}
+
+/** The command of a remote step that runs `scripts/<name>.sh` with `env`, once every setting is known. */
+export function remoteScript(name: string, env: Record<string, pulumi.Input<string>>): pulumi.Output<string> {
+    return pulumi.all(env).apply((values) => remoteInvocation(renderScript(name, values)));
 }

@@ -8,7 +8,7 @@
  */
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { remoteInvocation, renderScript } from "./scripts";
+import { remoteScript } from "./scripts";
 
 // Pinned with the other versions (how to extend it is said there); re-exported for the callers of planKubernetesChange.
 export { supportedKubernetesMinors } from "./versions";
@@ -177,9 +177,6 @@ export interface KubernetesUpgrade {
     version: pulumi.Output<string>;
 }
 
-const script = (name: string, env: Record<string, pulumi.Input<string>>) =>
-    pulumi.all(env).apply((values) => remoteInvocation(renderScript(name, values)));
-
 /** A step's one-line stdout (a version, a date), without the trailing newline. */
 export const line = (step: command.remote.Command): pulumi.Output<string> => step.stdout.apply((s) => s.trim());
 
@@ -198,7 +195,7 @@ export function kubernetesUpgradeSteps(args: KubernetesUpgradeArgs): KubernetesU
         args.stepName(cp, "upgrade"),
         {
             connection: cp.connection,
-            create: script("upgrade-control-plane", { K8S_MINOR: args.kubernetesMinor, NODE_NAME: cp.name }),
+            create: remoteScript("upgrade-control-plane", { K8S_MINOR: args.kubernetesMinor, NODE_NAME: cp.name }),
             addPreviousOutputInEnv: false,
         },
         // Ordering only: a re-run because a worker was replaced would move the cluster to a newer patch.
@@ -208,19 +205,19 @@ export function kubernetesUpgradeSteps(args: KubernetesUpgradeArgs): KubernetesU
     const workers = args.workers.map(({ node, joined }) => {
         const drain = new command.remote.Command(
             args.stepName(node, "upgrade-drain"),
-            { connection: cp.connection, create: script("upgrade-drain", { NODE_NAME: node.name, KUBERNETES_VERSION: version }), addPreviousOutputInEnv: false },
+            { connection: cp.connection, create: remoteScript("upgrade-drain", { NODE_NAME: node.name, KUBERNETES_VERSION: version }), addPreviousOutputInEnv: false },
             // The node must be registered before it can be drained; on a new cluster it joins first.
             { ...opts, dependsOn: [joined] },
         );
         const upgrade = new command.remote.Command(
             args.stepName(node, "upgrade"),
-            { connection: node.connection, create: script("upgrade-worker", { KUBERNETES_VERSION: line(drain) }), addPreviousOutputInEnv: false },
+            { connection: node.connection, create: remoteScript("upgrade-worker", { KUBERNETES_VERSION: line(drain) }), addPreviousOutputInEnv: false },
             // Also when a replaced worker re-runs it (its connection changed): only once it has joined.
             { ...opts, dependsOn: [joined] },
         );
         const uncordon = new command.remote.Command(
             args.stepName(node, "upgrade-uncordon"),
-            { connection: cp.connection, create: script("upgrade-uncordon", { NODE_NAME: node.name, KUBERNETES_VERSION: line(upgrade) }), addPreviousOutputInEnv: false },
+            { connection: cp.connection, create: remoteScript("upgrade-uncordon", { NODE_NAME: node.name, KUBERNETES_VERSION: line(upgrade) }), addPreviousOutputInEnv: false },
             opts,
         );
         version = line(uncordon);
@@ -253,7 +250,7 @@ export function credentialsStep(name: string, args: CredentialsArgs): command.re
         name,
         {
             connection: args.controlPlane.connection,
-            create: script("renew-certs", { RENEW_WITHIN_DAYS: String(renewWithinDays) }),
+            create: remoteScript("renew-certs", { RENEW_WITHIN_DAYS: String(renewWithinDays) }),
             triggers: [args.version, args.renewal],
             addPreviousOutputInEnv: false,
         },
