@@ -40,17 +40,14 @@ export async function buildUpgradeSteps(minor: string, workerCount = 3) {
 /** readClusterState() in a stack whose last deployment exported `outputs`. */
 export async function readClusterStateUnderMocks(outputs: Record<string, string>, stack = "test") {
     const recording = await recordUnderMocks(
-        (pulumi) => {
-            // The engine always names the organization ("organization" on a self-managed backend); the mocks do not.
-            (pulumi.runtime as any)._setOrganization("organization");
-            return require("../../components/upgrade").readClusterState();
-        },
+        // recordUnderMocks names the organization as a self-managed backend does ("organization").
+        () => require("../../components/upgrade").readClusterState(),
         {
             stack,
             state: (type, _name, inputs) => (type === "pulumi:pulumi:StackReference" ? { ...inputs, outputs, secretOutputNames: [] } : inputs),
         },
     );
-    const state = await recording.value;
+    const state = recording.value;
     const reference: RecordedResource = recording.one("pulumi:pulumi:StackReference");
     await recording.pulumi.runtime.disconnect();
     return { state, reference };
