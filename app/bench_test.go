@@ -78,7 +78,7 @@ func BenchmarkHandler(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-			h := newServer(newRouter("bench-host"), logger, bc.accessLog).Handler
+			h := newServer(newRouter("bench-host"), logger, bc.accessLog, defaultTimeouts).Handler
 			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
 			w := &discardWriter{header: make(http.Header)}
 			b.ReportAllocs()
@@ -115,32 +115,39 @@ func BenchmarkServe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchServers(b, host, map[string]func() *http.Server{
-		"http-go": func() *http.Server {
-			return newServer(newRouter(host), slog.New(slog.DiscardHandler), false)
-		},
-		"http-go with access log": func() *http.Server {
-			return newServer(newRouter(host), slog.New(slog.NewJSONHandler(io.Discard, nil)), true)
-		},
-		"seed-style": func() *http.Server { return &http.Server{Handler: seed} },
-		"seed-style, hostname once": func() *http.Server {
-			return &http.Server{Handler: seedOnce(host)}
-		},
+	asRun := func(ln net.Listener) net.Listener { return lazyDeadlines(ln, defaultTimeouts) }
+	bare := func(ln net.Listener) net.Listener { return ln }
+	benchServers(b, host, map[string]benchServer{
+		"http-go": {func() *http.Server {
+			return newServer(newRouter(host), slog.New(slog.DiscardHandler), false, defaultTimeouts)
+		}, asRun},
+		"http-go with access log": {func() *http.Server {
+			return newServer(newRouter(host), slog.New(slog.NewJSONHandler(io.Discard, nil)), true, defaultTimeouts)
+		}, asRun},
+		"seed-style":                {func() *http.Server { return &http.Server{Handler: seed} }, bare},
+		"seed-style, hostname once": {func() *http.Server { return &http.Server{Handler: seedOnce(host)} }, bare},
 	})
+}
+
+// benchServer is a server to benchmark and the listener wrapper it runs
+// behind (run wraps http-go's in lazyDeadlines).
+type benchServer struct {
+	new  func() *http.Server
+	wrap func(net.Listener) net.Listener
 }
 
 // benchServers runs one BenchmarkServe sub-benchmark per server, in name
 // order; each must answer GET / with "Welcome! <host>".
-func benchServers(b *testing.B, host string, servers map[string]func() *http.Server) {
+func benchServers(b *testing.B, host string, servers map[string]benchServer) {
 	for _, name := range slices.Sorted(maps.Keys(servers)) {
-		newSrv := servers[name]
+		server := servers[name]
 		b.Run(name, func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)
 			}
-			srv := newSrv()
-			go srv.Serve(ln)
+			srv := server.new()
+			go srv.Serve(server.wrap(ln))
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

@@ -30,6 +30,7 @@ type config struct {
 	ShutdownTimeout time.Duration // how long to drain in-flight requests
 	AccessLog       bool          // log one line per request
 	GCPercent       int           // GC target to set at start; 0 leaves the runtime's (GOGC)
+	Timeouts        timeouts      // not configurable: defaultTimeouts (tests shorten them)
 }
 
 // configFromEnv reads ADDR (full listen address), else PORT,
@@ -37,7 +38,7 @@ type config struct {
 // "off", default off: a line per request costs more CPU than the request).
 // GOGC, read by the Go runtime itself, only turns off defaultGCPercent.
 func configFromEnv(getenv func(string) string) (config, error) {
-	cfg := config{Addr: ":" + defaultPort, ShutdownTimeout: defaultShutdownTimeout, GCPercent: defaultGCPercent}
+	cfg := config{Addr: ":" + defaultPort, ShutdownTimeout: defaultShutdownTimeout, GCPercent: defaultGCPercent, Timeouts: defaultTimeouts}
 	if getenv("GOGC") != "" {
 		cfg.GCPercent = 0
 	}

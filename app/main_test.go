@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 func TestConfigFromEnv(t *testing.T) {
 	// cfg is the default config changed by f.
 	cfg := func(f func(*config)) config {
-		c := config{Addr: ":8080", ShutdownTimeout: 20 * time.Second, AccessLog: false, GCPercent: 400}
+		c := config{Addr: ":8080", ShutdownTimeout: 20 * time.Second, AccessLog: false, GCPercent: 400, Timeouts: defaultTimeouts}
 		if f != nil {
 			f(&c)
 		}

@@ -12,14 +12,32 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// Server timeouts. The handlers answer instantly, so these only bound slow or
-// stuck clients.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 10 * time.Second
-	writeTimeout      = 15 * time.Second
-	idleTimeout       = 60 * time.Second
-)
+// timeouts are the server's net/http timeouts. The handlers answer
+// instantly, so these only bound slow or stuck clients.
+type timeouts struct {
+	ReadHeader time.Duration // request line and headers
+	Read       time.Duration // the whole request, body included
+	Write      time.Duration // from the end of the request to the end of the response
+	Idle       time.Duration // between requests on a keep-alive connection
+}
+
+var defaultTimeouts = timeouts{
+	ReadHeader: 5 * time.Second,
+	Read:       10 * time.Second,
+	Write:      15 * time.Second,
+	Idle:       60 * time.Second,
+}
+
+// shortest is the smallest timeout: how far ahead lazyDeadlineConn arms a
+// socket (deadline.go).
+func (t timeouts) shortest() time.Duration { return min(t.ReadHeader, t.Read, t.Write, t.Idle) }
+
+func (t timeouts) validate() error {
+	if t.ReadHeader <= 0 || t.Read <= 0 || t.Write <= 0 || t.Idle <= 0 {
+		return fmt.Errorf("timeouts %+v: every timeout must be positive", t)
+	}
+	return nil
+}
 
 // newRouter returns the application's routes. hostname is named in the
 // greeting so that every response shows which pod served it.
@@ -30,34 +48,16 @@ func newRouter(hostname string) http.Handler {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true // 405 with an Allow header, not 404
 	index := func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		writeText(w, greeting)
+		_, _ = w.Write(greeting)
 	}
 	healthz := func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		writeText(w, ok)
+		_, _ = w.Write(ok)
 	}
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		r.Handle(method, "/", index)
 		r.Handle(method, "/healthz", healthz)
 	}
 	return r
-}
-
-// Header values shared by every response. Assigning them to the header map
-// directly skips Header.Set's key canonicalisation and its slice allocation
-// per header. Safe because nothing writes into the slices: net/http deletes
-// keys or clones the map (net/http/server.go, chunkWriter.writeHeader).
-var (
-	textPlain = []string{"text/plain; charset=utf-8"}
-	noSniff   = []string{"nosniff"}
-	noStore   = []string{"no-store"}
-)
-
-func writeText(w http.ResponseWriter, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = textPlain
-	h["X-Content-Type-Options"] = noSniff
-	h["Cache-Control"] = noStore
-	_, _ = w.Write(body)
 }
 
 // statusRecorder captures the status code and body size for the access log.
@@ -111,18 +111,24 @@ func accessLog(next http.Handler, logger *slog.Logger) http.Handler {
 // newServer sets the server timeouts, routes the server's own errors to
 // logger whatever accessLogOn says, and wraps h with the access log only when
 // accessLogOn is true, so that an unlogged request pays nothing for it.
-func newServer(h http.Handler, logger *slog.Logger, accessLogOn bool) *http.Server {
+func newServer(h http.Handler, logger *slog.Logger, accessLogOn bool, t timeouts) *http.Server {
 	if accessLogOn {
 		h = accessLog(h, logger)
 	}
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// lazyDeadlines wraps ln so that the server's timeouts move each
+// connection's socket deadlines only when they must (deadline.go).
+func lazyDeadlines(ln net.Listener, t timeouts) net.Listener {
+	return lazyDeadlineListener{Listener: ln, rearmStep: t.shortest()}
 }
 
 // run serves h on cfg.Addr until ctx is cancelled, then stops accepting new
@@ -130,13 +136,16 @@ func newServer(h http.Handler, logger *slog.Logger, accessLogOn bool) *http.Serv
 // onListen, if not nil, is called with the bound address once the server
 // accepts connections (useful with a ":0" address).
 func run(ctx context.Context, cfg config, h http.Handler, logger *slog.Logger, onListen func(net.Addr)) error {
+	if err := cfg.Timeouts.validate(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := newServer(h, logger, cfg.AccessLog)
+	srv := newServer(h, logger, cfg.AccessLog, cfg.Timeouts)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(lazyDeadlines(ln, cfg.Timeouts)) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "access_log", cfg.AccessLog)
 	if onListen != nil {
 		onListen(ln.Addr())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -157,7 +159,7 @@ func TestAccessLog(t *testing.T) {
 
 func TestNewServerTimeouts(t *testing.T) {
 	for _, accessLogOn := range []bool{false, true} {
-		srv := newServer(newRouter("h"), slog.New(slog.DiscardHandler), accessLogOn)
+		srv := newServer(newRouter("h"), slog.New(slog.DiscardHandler), accessLogOn, defaultTimeouts)
 		for name, d := range map[string]time.Duration{
 			"ReadHeaderTimeout": srv.ReadHeaderTimeout,
 			"ReadTimeout":       srv.ReadTimeout,
@@ -188,35 +190,13 @@ func TestNewServerAccessLogSwitch(t *testing.T) {
 		wantLines   int
 	}{{false, 0}, {true, 3}} {
 		var buf syncBuffer
-		srv := newServer(newRouter("h"), slog.New(slog.NewJSONHandler(&buf, nil)), tc.accessLogOn)
+		srv := newServer(newRouter("h"), slog.New(slog.NewJSONHandler(&buf, nil)), tc.accessLogOn, defaultTimeouts)
 		for _, path := range []string{"/", "/healthz", "/missing"} {
 			srv.Handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 		}
 		if got := len(logLines(t, buf.String(), "request")); got != tc.wantLines {
 			t.Errorf("access log %v: %d request lines for 3 requests, want %d; log:\n%s",
 				tc.accessLogOn, got, tc.wantLines, buf.String())
-		}
-	}
-}
-
-// The shared header value slices must not let one response change the next.
-func TestResponseHeadersNotShared(t *testing.T) {
-	h := newRouter("h")
-	first := httptest.NewRecorder()
-	h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/", nil))
-	first.Header().Add("Cache-Control", "private") // as a wrapping middleware might
-	first.Header().Set("Content-Type", "text/html")
-
-	second := httptest.NewRecorder()
-	h.ServeHTTP(second, httptest.NewRequest(http.MethodGet, "/", nil))
-	want := http.Header{
-		"Content-Type":           {"text/plain; charset=utf-8"},
-		"X-Content-Type-Options": {"nosniff"},
-		"Cache-Control":          {"no-store"},
-	}
-	for k, v := range want {
-		if got := second.Header()[k]; !slices.Equal(got, v) {
-			t.Errorf("second response %s = %q, want %q", k, got, v)
 		}
 	}
 }
@@ -263,7 +243,7 @@ func testRunServesRoutes(t *testing.T, accessLogOn bool, wantLines int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
-	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AccessLog: accessLogOn},
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AccessLog: accessLogOn, Timeouts: defaultTimeouts},
 		newRouter("test-host"), slog.New(slog.NewJSONHandler(&logs, nil)))
 
 	client := newClient()
@@ -309,7 +289,7 @@ func TestRunLogsServerErrorsWithAccessLogOff(t *testing.T) {
 	defer cancel()
 	var logs syncBuffer
 	h := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
-	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, Timeouts: defaultTimeouts},
 		h, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if resp, err := newClient().Get("http://" + addr + "/"); err == nil {
 		resp.Body.Close()
@@ -344,7 +324,7 @@ func TestRunDrainsInFlightRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
-	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AccessLog: true},
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AccessLog: true, Timeouts: defaultTimeouts},
 		h, slog.New(slog.NewJSONHandler(&logs, nil)))
 
 	type result struct {
@@ -435,7 +415,7 @@ func TestRunShutdownTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const drain = 200 * time.Millisecond
-	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: drain},
+	addr, done := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: drain, Timeouts: defaultTimeouts},
 		h, slog.New(slog.DiscardHandler))
 
 	clientErr := make(chan error, 1)
@@ -479,7 +459,7 @@ func TestRunListenError(t *testing.T) {
 	defer ln.Close()
 	errCh := make(chan error, 1)
 	go func() {
-		errCh <- run(context.Background(), config{Addr: ln.Addr().String(), ShutdownTimeout: time.Second},
+		errCh <- run(context.Background(), config{Addr: ln.Addr().String(), ShutdownTimeout: time.Second, Timeouts: defaultTimeouts},
 			newRouter("h"), slog.New(slog.DiscardHandler), nil)
 	}()
 	select {
@@ -489,5 +469,118 @@ func TestRunListenError(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not fail on a busy address")
+	}
+}
+
+// The server's timeouts still apply through run's lazy deadlines
+// (deadline.go): a slow client is cut off at each timeout, not before it
+// and not long after. Shortened timeouts keep the test quick.
+func TestRunTimeoutsApply(t *testing.T) {
+	short := timeouts{ReadHeader: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: 900 * time.Millisecond, Idle: 450 * time.Millisecond}
+	const late = 400 * time.Millisecond // scheduling slack on a busy machine
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // after the parallel subtests
+	addr, _ := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second, Timeouts: short},
+		newRouter("h"), slog.New(slog.DiscardHandler))
+
+	// within checks that what happened after elapsed came at want, give or take.
+	within := func(t *testing.T, what string, elapsed, want time.Duration) {
+		t.Helper()
+		if elapsed < want-20*time.Millisecond || elapsed > want+late {
+			t.Errorf("%s after %v, want after %v (up to %v later)", what, elapsed, want, late)
+		}
+	}
+	// closedAfter reads until the server closes conn and returns what it sent
+	// and how long after start it closed.
+	closedAfter := func(t *testing.T, conn net.Conn, start time.Time) (string, time.Duration) {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(conn)
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("reading until the server closes: %v (got %q)", err, got)
+		}
+		return string(got), time.Since(start)
+	}
+	dial := func(t *testing.T) net.Conn {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+
+	t.Run("headers never finished: closed at ReadHeader", func(t *testing.T) {
+		t.Parallel()
+		conn := dial(t)
+		start := time.Now()
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, elapsed := closedAfter(t, conn, start)
+		if got != "" {
+			t.Errorf("server answered %q to an unfinished request", got)
+		}
+		within(t, "closed", elapsed, short.ReadHeader)
+	})
+	t.Run("body never finished: cut off at Read", func(t *testing.T) {
+		t.Parallel()
+		conn := dial(t)
+		start := time.Now()
+		// 405 at once, but net/http first tries to read the unread body so
+		// that the connection can be reused (chunkWriter.writeHeader).
+		if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
+			t.Fatal(err)
+		}
+		got, elapsed := closedAfter(t, conn, start)
+		if !strings.HasPrefix(got, "HTTP/1.1 405 ") || !strings.Contains(got, "Connection: close") {
+			t.Errorf("response = %q, want a 405 that closes the connection", got)
+		}
+		within(t, "answered and closed", elapsed, short.Read)
+	})
+	t.Run("idle keep-alive: closed at Idle", func(t *testing.T) {
+		t.Parallel()
+		conn := dial(t)
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		start := time.Now()
+		got, elapsed := closedAfter(t, conn, start)
+		if got != "" {
+			t.Errorf("server sent %q on an idle connection", got)
+		}
+		within(t, "closed", elapsed, short.Idle)
+	})
+}
+
+// What each route sends on the wire: net/http's Content-Type sniffing gives
+// the same text/plain the handlers used to set, and nothing else is added.
+func TestRunResponseHeaders(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, _ := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second, Timeouts: defaultTimeouts},
+		newRouter("h"), slog.New(slog.DiscardHandler))
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		for _, path := range []string{"/", "/healthz"} {
+			req, _ := http.NewRequest(method, "http://"+addr+path, nil)
+			resp, err := newClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			keys := slices.Sorted(maps.Keys(resp.Header))
+			if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+				t.Errorf("%s %s: Content-Type = %q, want text/plain; charset=utf-8", method, path, ct)
+			}
+			if !slices.Equal(keys, []string{"Content-Length", "Content-Type", "Date"}) {
+				t.Errorf("%s %s: headers %v, want Content-Length, Content-Type, Date", method, path, keys)
+			}
+		}
 	}
 }
