@@ -78,7 +78,7 @@ func BenchmarkHandler(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-			h := newServer(newRouter("bench-host"), logger, bc.accessLog, defaultTimeouts).Handler
+			h := newServer(newRouter("bench-host"), logger, bc.accessLog, mustConnTimeouts(b, defaultTimeouts)).Handler
 			req := httptest.NewRequest(http.MethodGet, bc.path, nil)
 			w := &discardWriter{header: make(http.Header)}
 			b.ReportAllocs()
@@ -115,22 +115,25 @@ func BenchmarkServe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	asRun := func(ln net.Listener) net.Listener { return lazyDeadlines(ln, defaultTimeouts) }
+	// As run does: the connections timed by ct, whose watcher runs until the benchmark ends.
+	httpGo := func(accessLogOn bool, logger *slog.Logger) benchServer {
+		ct := mustConnTimeouts(b, defaultTimeouts)
+		ctx, cancel := context.WithCancel(context.Background())
+		b.Cleanup(cancel)
+		go ct.run(ctx)
+		return benchServer{func() *http.Server { return newServer(newRouter(host), logger, accessLogOn, ct) }, ct.listener}
+	}
 	bare := func(ln net.Listener) net.Listener { return ln }
 	benchServers(b, host, map[string]benchServer{
-		"http-go": {func() *http.Server {
-			return newServer(newRouter(host), slog.New(slog.DiscardHandler), false, defaultTimeouts)
-		}, asRun},
-		"http-go with access log": {func() *http.Server {
-			return newServer(newRouter(host), slog.New(slog.NewJSONHandler(io.Discard, nil)), true, defaultTimeouts)
-		}, asRun},
+		"http-go":                   httpGo(false, slog.New(slog.DiscardHandler)),
+		"http-go with access log":   httpGo(true, slog.New(slog.NewJSONHandler(io.Discard, nil))),
 		"seed-style":                {func() *http.Server { return &http.Server{Handler: seed} }, bare},
 		"seed-style, hostname once": {func() *http.Server { return &http.Server{Handler: seedOnce(host)} }, bare},
 	})
 }
 
 // benchServer is a server to benchmark and the listener wrapper it runs
-// behind (run wraps http-go's in lazyDeadlines).
+// behind (run wraps http-go's so that connTimeouts can time its connections).
 type benchServer struct {
 	new  func() *http.Server
 	wrap func(net.Listener) net.Listener
@@ -188,6 +191,15 @@ func benchServers(b *testing.B, host string, servers map[string]benchServer) {
 			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
+}
+
+func mustConnTimeouts(tb testing.TB, t timeouts) *connTimeouts {
+	tb.Helper()
+	ct, err := newConnTimeouts(t)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ct
 }
 
 // responseSize sends request once on a new connection and returns the size

@@ -12,33 +12,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// timeouts are the server's net/http timeouts. The handlers answer
-// instantly, so these only bound slow or stuck clients.
-type timeouts struct {
-	ReadHeader time.Duration // request line and headers
-	Read       time.Duration // the whole request, body included
-	Write      time.Duration // from the end of the request to the end of the response
-	Idle       time.Duration // between requests on a keep-alive connection
-}
-
-var defaultTimeouts = timeouts{
-	ReadHeader: 5 * time.Second,
-	Read:       10 * time.Second,
-	Write:      15 * time.Second,
-	Idle:       60 * time.Second,
-}
-
-// shortest is the smallest timeout: how far ahead lazyDeadlineConn arms a
-// socket (deadline.go).
-func (t timeouts) shortest() time.Duration { return min(t.ReadHeader, t.Read, t.Write, t.Idle) }
-
-func (t timeouts) validate() error {
-	if t.ReadHeader <= 0 || t.Read <= 0 || t.Write <= 0 || t.Idle <= 0 {
-		return fmt.Errorf("timeouts %+v: every timeout must be positive", t)
-	}
-	return nil
-}
-
 // newRouter returns the application's routes. hostname is named in the
 // greeting so that every response shows which pod served it.
 func newRouter(hostname string) http.Handler {
@@ -108,27 +81,20 @@ func accessLog(next http.Handler, logger *slog.Logger) http.Handler {
 	})
 }
 
-// newServer sets the server timeouts, routes the server's own errors to
-// logger whatever accessLogOn says, and wraps h with the access log only when
-// accessLogOn is true, so that an unlogged request pays nothing for it.
-func newServer(h http.Handler, logger *slog.Logger, accessLogOn bool, t timeouts) *http.Server {
+// newServer hooks the server's connections to ct, which enforces the
+// timeouts (conntimeouts.go; net/http's own are left off), routes the
+// server's own errors to logger whatever accessLogOn says, and wraps h with
+// the access log only when accessLogOn is true, so that an unlogged request
+// pays nothing for it.
+func newServer(h http.Handler, logger *slog.Logger, accessLogOn bool, ct *connTimeouts) *http.Server {
 	if accessLogOn {
 		h = accessLog(h, logger)
 	}
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: t.ReadHeader,
-		ReadTimeout:       t.Read,
-		WriteTimeout:      t.Write,
-		IdleTimeout:       t.Idle,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		Handler:   h,
+		ConnState: ct.connState,
+		ErrorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-}
-
-// lazyDeadlines wraps ln so that the server's timeouts move each
-// connection's socket deadlines only when they must (deadline.go).
-func lazyDeadlines(ln net.Listener, t timeouts) net.Listener {
-	return lazyDeadlineListener{Listener: ln, rearmStep: t.shortest()}
 }
 
 // run serves h on cfg.Addr until ctx is cancelled, then stops accepting new
@@ -136,16 +102,21 @@ func lazyDeadlines(ln net.Listener, t timeouts) net.Listener {
 // onListen, if not nil, is called with the bound address once the server
 // accepts connections (useful with a ":0" address).
 func run(ctx context.Context, cfg config, h http.Handler, logger *slog.Logger, onListen func(net.Addr)) error {
-	if err := cfg.Timeouts.validate(); err != nil {
+	ct, err := newConnTimeouts(cfg.Timeouts)
+	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := newServer(h, logger, cfg.AccessLog, cfg.Timeouts)
+	// The watcher runs until run returns: through the drain too.
+	watchCtx, stopWatching := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatching()
+	go ct.run(watchCtx)
+	srv := newServer(h, logger, cfg.AccessLog, ct)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lazyDeadlines(ln, cfg.Timeouts)) }()
+	go func() { serveErr <- srv.Serve(ct.listener(ln)) }()
 	logger.Info("listening", "addr", ln.Addr().String(), "access_log", cfg.AccessLog)
 	if onListen != nil {
 		onListen(ln.Addr())

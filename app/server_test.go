@@ -157,29 +157,32 @@ func TestAccessLog(t *testing.T) {
 	}
 }
 
+// The server leaves net/http's own timeouts off (each costs a timer move per
+// request) and hands every connection state change to connTimeouts.
 func TestNewServerTimeouts(t *testing.T) {
 	for _, accessLogOn := range []bool{false, true} {
-		srv := newServer(newRouter("h"), slog.New(slog.DiscardHandler), accessLogOn, defaultTimeouts)
-		for name, d := range map[string]time.Duration{
-			"ReadHeaderTimeout": srv.ReadHeaderTimeout,
-			"ReadTimeout":       srv.ReadTimeout,
-			"WriteTimeout":      srv.WriteTimeout,
-			"IdleTimeout":       srv.IdleTimeout,
-		} {
-			// Zero means no timeout at all; over a minute (idle: two) is not sane.
-			limit := time.Minute
-			if name == "IdleTimeout" {
-				limit = 2 * time.Minute
-			}
-			if d <= 0 || d > limit {
-				t.Errorf("access log %v: %s = %v, want between 0 and %v", accessLogOn, name, d, limit)
-			}
+		srv := newServer(newRouter("h"), slog.New(slog.DiscardHandler), accessLogOn, mustConnTimeouts(t, defaultTimeouts))
+		if srv.ReadHeaderTimeout != 0 || srv.ReadTimeout != 0 || srv.WriteTimeout != 0 || srv.IdleTimeout != 0 {
+			t.Errorf("access log %v: net/http timeouts %v %v %v %v, want all off (connTimeouts enforces them)", accessLogOn,
+				srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
 		}
-		if srv.ReadHeaderTimeout > srv.ReadTimeout {
-			t.Errorf("ReadHeaderTimeout %v exceeds ReadTimeout %v", srv.ReadHeaderTimeout, srv.ReadTimeout)
+		if srv.ConnState == nil {
+			t.Errorf("access log %v: no ConnState hook: connTimeouts would never see a request start or end", accessLogOn)
 		}
 		if srv.ErrorLog == nil {
 			t.Errorf("access log %v: ErrorLog is nil, want server errors routed to the structured logger", accessLogOn)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"Header": defaultTimeouts.Header, "Response": defaultTimeouts.Response, "Idle": defaultTimeouts.Idle,
+	} {
+		// Over a minute (idle: two) is not sane.
+		limit := time.Minute
+		if name == "Idle" {
+			limit = 2 * time.Minute
+		}
+		if d <= 0 || d > limit {
+			t.Errorf("defaultTimeouts.%s = %v, want between 0 and %v", name, d, limit)
 		}
 	}
 }
@@ -190,7 +193,7 @@ func TestNewServerAccessLogSwitch(t *testing.T) {
 		wantLines   int
 	}{{false, 0}, {true, 3}} {
 		var buf syncBuffer
-		srv := newServer(newRouter("h"), slog.New(slog.NewJSONHandler(&buf, nil)), tc.accessLogOn, defaultTimeouts)
+		srv := newServer(newRouter("h"), slog.New(slog.NewJSONHandler(&buf, nil)), tc.accessLogOn, mustConnTimeouts(t, defaultTimeouts))
 		for _, path := range []string{"/", "/healthz", "/missing"} {
 			srv.Handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
 		}
@@ -472,12 +475,12 @@ func TestRunListenError(t *testing.T) {
 	}
 }
 
-// The server's timeouts still apply through run's lazy deadlines
-// (deadline.go): a slow client is cut off at each timeout, not before it
-// and not long after. Shortened timeouts keep the test quick.
+// The timeouts apply through run: a slow client is cut off at each limit,
+// not before it and not much after; a busy keep-alive connection is not.
+// Shortened timeouts keep the test quick.
 func TestRunTimeoutsApply(t *testing.T) {
-	short := timeouts{ReadHeader: 300 * time.Millisecond, Read: 600 * time.Millisecond, Write: 900 * time.Millisecond, Idle: 450 * time.Millisecond}
-	const late = 400 * time.Millisecond // scheduling slack on a busy machine
+	short := timeouts{Header: 300 * time.Millisecond, Response: 500 * time.Millisecond, Idle: 900 * time.Millisecond}
+	late := 2*short.tick() + 300*time.Millisecond // the watcher's granularity, and scheduling on a busy machine
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel) // after the parallel subtests
 	addr, _ := startRun(t, ctx, config{Addr: "127.0.0.1:0", ShutdownTimeout: time.Second, Timeouts: short},
@@ -486,7 +489,7 @@ func TestRunTimeoutsApply(t *testing.T) {
 	// within checks that what happened after elapsed came at want, give or take.
 	within := func(t *testing.T, what string, elapsed, want time.Duration) {
 		t.Helper()
-		if elapsed < want-20*time.Millisecond || elapsed > want+late {
+		if elapsed < want || elapsed > want+late {
 			t.Errorf("%s after %v, want after %v (up to %v later)", what, elapsed, want, late)
 		}
 	}
@@ -510,8 +513,23 @@ func TestRunTimeoutsApply(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 		return conn
 	}
+	get := func(t *testing.T, conn net.Conn, br *bufio.Reader) {
+		t.Helper()
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "Welcome! h\n" {
+			t.Fatalf("body %q", body)
+		}
+	}
 
-	t.Run("headers never finished: closed at ReadHeader", func(t *testing.T) {
+	t.Run("headers never finished: closed at Header", func(t *testing.T) {
 		t.Parallel()
 		conn := dial(t)
 		start := time.Now()
@@ -522,40 +540,59 @@ func TestRunTimeoutsApply(t *testing.T) {
 		if got != "" {
 			t.Errorf("server answered %q to an unfinished request", got)
 		}
-		within(t, "closed", elapsed, short.ReadHeader)
+		within(t, "closed", elapsed, short.Header)
 	})
-	t.Run("body never finished: cut off at Read", func(t *testing.T) {
+	t.Run("headers of the next request never finished: closed at Header", func(t *testing.T) {
+		t.Parallel()
+		conn := dial(t)
+		get(t, conn, bufio.NewReader(conn))
+		time.Sleep(short.Idle / 2)
+		start := time.Now()
+		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, elapsed := closedAfter(t, conn, start)
+		if got != "" {
+			t.Errorf("server answered %q to an unfinished request", got)
+		}
+		within(t, "closed", elapsed, short.Header)
+	})
+	t.Run("body never finished: closed at Response", func(t *testing.T) {
 		t.Parallel()
 		conn := dial(t)
 		start := time.Now()
-		// 405 at once, but net/http first tries to read the unread body so
-		// that the connection can be reused (chunkWriter.writeHeader).
+		// The handler answers 405 at once, but net/http first reads the
+		// unread body so that the connection can be reused
+		// (chunkWriter.writeHeader): the response phase never ends.
 		if _, err := io.WriteString(conn, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"); err != nil {
 			t.Fatal(err)
 		}
 		got, elapsed := closedAfter(t, conn, start)
-		if !strings.HasPrefix(got, "HTTP/1.1 405 ") || !strings.Contains(got, "Connection: close") {
-			t.Errorf("response = %q, want a 405 that closes the connection", got)
+		if got != "" && !strings.HasPrefix(got, "HTTP/1.1 405 ") {
+			t.Errorf("response = %q, want none or a 405", got)
 		}
-		within(t, "answered and closed", elapsed, short.Read)
+		within(t, "closed", elapsed, short.Response)
 	})
 	t.Run("idle keep-alive: closed at Idle", func(t *testing.T) {
 		t.Parallel()
 		conn := dial(t)
-		if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		get(t, conn, bufio.NewReader(conn))
 		start := time.Now()
 		got, elapsed := closedAfter(t, conn, start)
 		if got != "" {
 			t.Errorf("server sent %q on an idle connection", got)
 		}
 		within(t, "closed", elapsed, short.Idle)
+	})
+	t.Run("busy keep-alive: never closed", func(t *testing.T) {
+		t.Parallel()
+		conn := dial(t)
+		br := bufio.NewReader(conn)
+		// Longer than every limit in all, each gap shorter than Idle.
+		for end := time.Now().Add(short.Response + short.Idle + short.Header); time.Now().Before(end); {
+			get(t, conn, br)
+			time.Sleep(short.Idle / 3)
+		}
 	})
 }
 

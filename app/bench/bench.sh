@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Side-by-side load test of http-go against a minimal seed-style server
 # (bench/baseline): builds both, starts both on 127.0.0.1 (free ports picked by
-# the kernel), drives them in alternating rounds with wrk, and prints
-# requests/s, p99 latency, CPU time per request and the ratio http-go/baseline.
+# the kernel), drives both at the same time with one wrk each, round after
+# round, and prints requests/s, p99 latency, CPU time per request and the
+# ratio http-go/baseline.
 #
-# Loopback only; every wrk run is bounded by -d and by `timeout`. Numbers depend
-# on the machine and on what else runs on it: both servers are measured in the
-# same run, alternating (baseline first in odd rounds, http-go first in even
-# ones), so that a change in background load hits both alike.
+# Both servers are loaded at once, each in its own CPU cgroup with the pod's
+# CPU limit (250m) when the machine allows it: whatever else runs on the
+# machine then hits both alike, and each serves what its quota buys, so the
+# ratio of requests/s is the ratio of CPU cost per request. The reported
+# ratio is the median of the rounds' own ratios. CPU time comes from the
+# kernel's per-thread accounting in nanoseconds (/proc/PID/task/*/schedstat).
+#
+# Loopback only; every wrk run is bounded by -d and by `timeout`.
 #
 # Usage: bash app/bench/bench.sh [-r ROUNDS] [-d SECONDS] [-c CONNECTIONS]
-#          [-t THREADS] [-e NAME=VALUE]... [--strict] [--cpu-limit MILLICORES]
+#          [-t THREADS] [-e NAME=VALUE]... [--strict] [--cpu-limit MILLICORES|none]
 set -euo pipefail
 
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
@@ -23,28 +28,31 @@ usage() {
 	cat <<'EOF'
 Usage: bash app/bench/bench.sh [options]
 
-  -r ROUNDS        rounds; each round runs wrk once against each server (default 5, 1-20)
-  -d SECONDS       length of each wrk run (default 4, 1-60)
-  -c CONNECTIONS   wrk connections (default 50, 1-1000)
-  -t THREADS       wrk threads (default 2, at most CONNECTIONS)
+  -r ROUNDS        rounds; each round loads both servers at once (default 10, 1-40)
+  -d SECONDS       length of each round (default 4, 1-60)
+  -c CONNECTIONS   wrk connections per server (default 50, 1-1000)
+  -t THREADS       wrk threads per server (default 2, at most CONNECTIONS)
   -e NAME=VALUE    environment for both servers, repeatable
                    (e.g. -e ACCESS_LOG=on, -e GOMAXPROCS=1)
   --strict         the baseline reads its hostname once at start instead of on
                    every request as the seed does (HOSTNAME_ONCE=1)
   --cpu-limit Nm   run each server in its own CPU cgroup with a CFS quota of N
-                   millicores, as the kubelet does for a container's CPU limit
-                   (e.g. 250m; needs root and a writable cgroup v1 or v2 cpu controller)
+                   millicores, as the kubelet does for a container's CPU limit.
+                   Default: 250m (the Deployment's limit) when a cgroup v1 or v2
+                   cpu controller is writable (root), else none
+  --cpu-limit none no quota: both servers share the machine's CPUs with the two
+                   wrk processes, and the rounds vary much more
   -h               this help
 
 Needs: go (PATH or /usr/local/go/bin) and wrk (apt-get install wrk).
 EOF
 }
 
-rounds=5
+rounds=10
 duration=4
 connections=50
 threads=2
-cpu_limit_m=""
+cpu_limit_m=default
 server_env=()
 baseline_env=()
 
@@ -64,20 +72,40 @@ parse_args() {
 			;;
 		--strict) baseline_env+=(HOSTNAME_ONCE=1) && shift ;;
 		--cpu-limit)
-			[[ "${2-}" =~ ^([0-9]+)m$ ]] || die "--cpu-limit ${2-}: want millicores such as 250m"
-			cpu_limit_m="${BASH_REMATCH[1]}" && shift 2
+			if [ "${2-}" = none ]; then
+				cpu_limit_m=""
+			elif [[ "${2-}" =~ ^([0-9]+)m$ ]]; then
+				cpu_limit_m="${BASH_REMATCH[1]}"
+			else
+				die "--cpu-limit ${2-}: want millicores such as 250m, or none"
+			fi
+			shift 2
 			;;
 		-h | --help) usage && exit 0 ;;
 		*) usage >&2 && die "unknown argument: $1" ;;
 		esac
 	done
-	is_int_in "$rounds" 1 20 || die "-r $rounds: want a whole number from 1 to 20"
+	is_int_in "$rounds" 1 40 || die "-r $rounds: want a whole number from 1 to 40"
 	is_int_in "$duration" 1 60 || die "-d $duration: want a whole number of seconds from 1 to 60"
 	is_int_in "$connections" 1 1000 || die "-c $connections: want a whole number from 1 to 1000"
 	is_int_in "$threads" 1 "$connections" || die "-t $threads: want a whole number from 1 to $connections (-c)"
-	if [ -n "$cpu_limit_m" ]; then
+	if [ "$cpu_limit_m" = default ]; then
+		if cgroup_writable; then
+			cpu_limit_m=250
+		else
+			cpu_limit_m=""
+			log "no writable CPU cgroup (not root?): running without a CPU quota; expect the rounds to vary much more"
+		fi
+	elif [ -n "$cpu_limit_m" ]; then
 		is_int_in "$cpu_limit_m" 10 64000 || die "--cpu-limit ${cpu_limit_m}m: want 10m to 64000m"
 	fi
+}
+
+# cgroup_writable: a cgroup v1 cpu hierarchy or a cgroup v2 root with the cpu
+# controller enabled can be written by this user.
+cgroup_writable() {
+	{ [ -w /sys/fs/cgroup/cpu ] && [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; } ||
+		{ [ -w /sys/fs/cgroup ] && grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; }
 }
 
 find_tools() {
@@ -167,21 +195,28 @@ check_greeting() {
 	[[ "$reply" == "HTTP/1.0 200"*"Welcome! "* ]] || die "$name at $2 answered GET / with: $reply"
 }
 
-# cpu_ticks PID: user+system CPU time of PID in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ns PID: CPU time of all of PID's threads so far, in nanoseconds (the
+# first field of each thread's schedstat; /proc/PID/stat counts in 10 ms ticks,
+# too coarse for a server held to a quarter of a CPU for a few seconds).
+cpu_ns() { cat "/proc/$1/task/"*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
-# wrk_run NAME ADDR PID: one bounded wrk run; prints "rps p99_ms cpu_us_per_request".
-wrk_run() {
-	local name="$1" addr="$2" pid="$3" out t0 t1
-	out="$work/wrk-$name.txt"
-	t0="$(cpu_ticks "$pid")"
+# wrk_start NAME ADDR: starts one bounded wrk run against ADDR in the
+# background, writing to $work/wrk-NAME.txt; sets wrk_pid.
+wrk_pid=""
+wrk_start() {
 	timeout $((duration + 30)) wrk -t "$threads" -c "$connections" -d "${duration}s" --timeout 5s --latency \
-		"http://$addr/" >"$out" || die "wrk against $name failed: $(cat "$out")"
-	t1="$(cpu_ticks "$pid")"
+		"http://$2/" >"$work/wrk-$1.txt" 2>&1 &
+	wrk_pid="$!"
+}
+
+# wrk_result NAME CPU_NS: prints "rps p99_ms cpu_us_per_request" from
+# NAME's finished wrk run and the server's CPU time during it.
+wrk_result() {
+	local name="$1" cpu="$2" out="$work/wrk-$1.txt"
 	if grep -qE 'Non-2xx|Socket errors' "$out"; then
 		die "$name returned errors under load: $(cat "$out")"
 	fi
-	awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+	awk -v cpu_ns="$cpu" '
 		function ms(v) {
 			if (v ~ /us$/) return v / 1000
 			if (v ~ /ms$/) return v + 0
@@ -193,7 +228,7 @@ wrk_run() {
 		$1 == "Requests/sec:" { rps = $2 }
 		END {
 			if (n == 0 || rps == "") exit 1
-			printf "%.0f %.2f %.1f\n", rps, p99, ticks / hz * 1e6 / n
+			printf "%.0f %.2f %.2f\n", rps, p99, cpu_ns / 1000 / n
 		}' "$out" || die "could not read wrk's output: $(cat "$out")"
 }
 
@@ -210,7 +245,7 @@ main() {
 	trap 'exit 130' INT TERM
 	build
 
-	local base_addr app_addr base_pid app_pid r name results="" line
+	local base_addr app_addr base_pid app_pid r results="" ratios=""
 	start_server baseline "${baseline_env[@]+"${baseline_env[@]}"}"
 	base_addr="$server_addr" base_pid="$server_pid"
 	start_server http-go
@@ -219,39 +254,41 @@ main() {
 	check_greeting http-go "$app_addr"
 
 	log "baseline${baseline_env[*]+ (${baseline_env[*]})} on $base_addr, http-go on $app_addr${server_env[*]+, both with ${server_env[*]}}${cpu_limit_m:+, each limited to ${cpu_limit_m}m CPU}"
-	log "$rounds round(s) of wrk -t $threads -c $connections -d ${duration}s per server, alternating; 1 s warm-up each"
+	log "$rounds round(s) of ${duration}s, both servers at once, each driven by its own wrk -t $threads -c $connections; 1 s warm-up"
 	timeout 30 wrk -t 1 -c "$threads" -d 1s "http://$base_addr/" >/dev/null
 	timeout 30 wrk -t 1 -c "$threads" -d 1s "http://$app_addr/" >/dev/null
 
-	printf '%-6s %-9s %12s %9s %12s\n' round server "requests/s" "p99 ms" "CPU us/req"
+	local base_cpu app_cpu base_wrk app_wrk base_line app_line
+	printf '%-6s %-9s %12s %9s %12s %7s\n' round server "requests/s" "p99 ms" "CPU us/req" ratio
 	for ((r = 1; r <= rounds; r++)); do
-		local order=(baseline http-go)
-		if ((r % 2 == 0)); then
-			order=(http-go baseline)
-		fi
-		for name in "${order[@]}"; do
-			if [ "$name" = baseline ]; then
-				line="$(wrk_run baseline "$base_addr" "$base_pid")"
-			else
-				line="$(wrk_run http-go "$app_addr" "$app_pid")"
-			fi
-			results+="$name $line"$'\n'
-			# shellcheck disable=SC2086 # line is "rps p99 cpu", split on purpose
-			printf '%-6s %-9s %12s %9s %12s\n' "$r" "$name" $line
-		done
+		base_cpu="$(cpu_ns "$base_pid")" app_cpu="$(cpu_ns "$app_pid")"
+		wrk_start baseline "$base_addr" && base_wrk="$wrk_pid"
+		wrk_start http-go "$app_addr" && app_wrk="$wrk_pid"
+		wait "$base_wrk" || die "wrk against baseline failed: $(cat "$work/wrk-baseline.txt")"
+		wait "$app_wrk" || die "wrk against http-go failed: $(cat "$work/wrk-http-go.txt")"
+		base_cpu=$(($(cpu_ns "$base_pid") - base_cpu)) app_cpu=$(($(cpu_ns "$app_pid") - app_cpu))
+		base_line="$(wrk_result baseline "$base_cpu")"
+		app_line="$(wrk_result http-go "$app_cpu")"
+		results+="baseline $base_line"$'\n'"http-go $app_line"$'\n'
+		ratios+="$(awk -v a="${app_line%% *}" -v b="${base_line%% *}" 'BEGIN { printf "%.3f", a / b }')"$'\n'
+		# shellcheck disable=SC2086 # the lines are "rps p99 cpu", split on purpose
+		printf '%-6s %-9s %12s %9s %12s\n' "$r" baseline $base_line
+		# shellcheck disable=SC2086
+		printf '%-6s %-9s %12s %9s %12s %7s\n' "$r" http-go $app_line "$(tail -n1 <<<"${ratios%$'\n'}")"
 	done
 
-	local med_rps_b med_rps_a med_p99_b med_p99_a med_cpu_b med_cpu_a
+	local med_rps_b med_rps_a med_p99_b med_p99_a med_cpu_b med_cpu_a med_ratio
 	med_rps_b="$(awk '$1 == "baseline" { print $2 }' <<<"$results" | median)"
 	med_rps_a="$(awk '$1 == "http-go" { print $2 }' <<<"$results" | median)"
 	med_p99_b="$(awk '$1 == "baseline" { print $3 }' <<<"$results" | median)"
 	med_p99_a="$(awk '$1 == "http-go" { print $3 }' <<<"$results" | median)"
 	med_cpu_b="$(awk '$1 == "baseline" { print $4 }' <<<"$results" | median)"
 	med_cpu_a="$(awk '$1 == "http-go" { print $4 }' <<<"$results" | median)"
-	printf '%-6s %-9s %12.0f %9.2f %12.1f\n' median baseline "$med_rps_b" "$med_p99_b" "$med_cpu_b"
-	printf '%-6s %-9s %12.0f %9.2f %12.1f\n' median http-go "$med_rps_a" "$med_p99_a" "$med_cpu_a"
-	awk -v a="$med_rps_a" -v b="$med_rps_b" -v pa="$med_p99_a" -v pb="$med_p99_b" -v ca="$med_cpu_a" -v cb="$med_cpu_b" 'BEGIN {
-		printf "ratio http-go/baseline: requests/s %.3f, p99 %.3f, CPU per request %.3f\n", a / b, pa / pb, ca / cb
+	med_ratio="$(grep . <<<"$ratios" | median)"
+	printf '%-6s %-9s %12.0f %9.2f %12.2f\n' median baseline "$med_rps_b" "$med_p99_b" "$med_cpu_b"
+	printf '%-6s %-9s %12.0f %9.2f %12.2f\n' median http-go "$med_rps_a" "$med_p99_a" "$med_cpu_a"
+	awk -v r="$med_ratio" -v pa="$med_p99_a" -v pb="$med_p99_b" -v ca="$med_cpu_a" -v cb="$med_cpu_b" 'BEGIN {
+		printf "ratio http-go/baseline: requests/s %.3f (median of the rounds), p99 %.3f, CPU per request %.3f\n", r, pa / pb, ca / cb
 	}'
 }
 
