@@ -21,17 +21,24 @@ import (
 // than on a server with no timeouts at all (docs/app-performance.md).
 //
 // connTimeouts enforces the same kind of limits with no per-request clock
-// read and no timer at all: each connection records which phase it is in and
-// when, by a coarse clock that one goroutine advances every tick, and that
-// goroutine closes every connection that has been in its phase for too long,
-// as net/http does when one of its own timeouts fires. A limit is never
-// enforced early, and about one tick late (a tick is a tenth of the shortest
-// limit).
+// read and no runtime timer: each connection records which phase it is in and
+// the number of the last sweep before the phase began; one goroutine sweeps
+// every tick (a tenth of the shortest limit, woken by a kernel timer: see
+// tick_linux.go), keeps the times of its recent sweeps, and closes every
+// connection that has been in its phase for too long, as net/http does when
+// one of its own timeouts fires. A phase is taken to have begun at the sweep
+// after the one it recorded, which is never before it really began, so no
+// limit is enforced early; it is enforced at most about two ticks late.
 //
 // Phases: a connection reads a request's headers from its first byte (or
 // from accept), handles the request from the end of the headers (net/http's
 // StateActive) to the end of the response, and is idle from then (StateIdle)
-// until the next request's first byte arrives.
+// until the next request's first byte arrives. One exception: bytes of the
+// next request that arrive together with the previous one (pipelining) are
+// already buffered by net/http when the connection goes idle, so that
+// request's headers are timed by the idle limit instead, as if the client
+// had sent nothing. It gains a client nothing that an idle connection does
+// not already give it.
 
 // timeouts are the limits of each phase. The handlers answer instantly, so
 // these only bound slow or stuck clients.
@@ -68,15 +75,15 @@ const (
 // timedConn is an accepted connection and the phase it is in.
 type timedConn struct {
 	net.Conn
-	clock *atomic.Int64
-	phase atomic.Int32 // a connPhase
-	since atomic.Int64 // the coarse clock when the phase began
+	sweeps *atomic.Int64 // the watcher's count of sweeps begun
+	phase  atomic.Int32  // a connPhase
+	since  atomic.Int64  // the last sweep begun before the phase began
 }
 
 // enter stores since before phase: a watcher that sees the new phase also
 // sees its start.
 func (c *timedConn) enter(p connPhase) {
-	c.since.Store(c.clock.Load())
+	c.since.Store(c.sweeps.Load())
 	c.phase.Store(int32(p))
 }
 
@@ -104,10 +111,12 @@ func (c *timedConn) CloseWrite() error {
 type connTimeouts struct {
 	limits timeouts
 	tick   time.Duration
-	clock  atomic.Int64 // Unix nanoseconds at the last tick
-	// maxGap is the longest time the clock has stood still: how much earlier
-	// than its real start a phase's recorded start can be. Only sweep uses it.
-	maxGap time.Duration
+	start  time.Time    // sweep times are measured from here (monotonic)
+	sweeps atomic.Int64 // sweeps begun; sweep 0 is start
+	// sweptAt[k%len(sweptAt)] is when sweep k began, for the sweeps that can
+	// still matter: twice as many as span the longest limit at one a tick, so
+	// that late and early ticks still span it. Only sweep touches it.
+	sweptAt []time.Duration
 
 	mu    sync.Mutex
 	conns map[*timedConn]struct{}
@@ -117,9 +126,10 @@ func newConnTimeouts(t timeouts) (*connTimeouts, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
-	w := &connTimeouts{limits: t, tick: t.tick(), maxGap: t.tick(), conns: map[*timedConn]struct{}{}}
-	w.clock.Store(time.Now().UnixNano())
-	return w, nil
+	tick := t.tick()
+	ring := 2*int(max(t.Header, t.Response, t.Idle)/tick) + 3
+	return &connTimeouts{limits: t, tick: tick, start: time.Now(), sweptAt: make([]time.Duration, ring),
+		conns: map[*timedConn]struct{}{}}, nil
 }
 
 // listener wraps every connection ln accepts so that w can time it.
@@ -135,7 +145,7 @@ func (l timedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &timedConn{Conn: c, clock: &l.w.clock}
+	tc := &timedConn{Conn: c, sweeps: &l.w.sweeps}
 	tc.enter(phaseHeader) // net/http, too, times the first request's headers from accept
 	l.w.mu.Lock()
 	l.w.conns[tc] = struct{}{}
@@ -162,32 +172,78 @@ func (w *connTimeouts) connState(c net.Conn, s http.ConnState) {
 	}
 }
 
-// run advances the clock and closes overdue connections every tick until
-// ctx is done (within a tick). It sleeps in a system call rather than on a
-// runtime timer (sleep_linux.go): while any timer is pending the scheduler
-// reads the clock on every scheduling round, and that alone cost about 2.5%
-// of a request here.
+// run sweeps every tick until ctx is done. It waits on a kernel timer read
+// through the netpoller where it can (tick_linux.go), not on a runtime timer:
+// while any runtime timer is pending, the scheduler reads the clock on every
+// scheduling round, and a single time.Ticker cost about 2.5% of a request.
 func (w *connTimeouts) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		sleepWithoutTimer(w.tick)
-		w.sweep(time.Now())
+	t, err := newSweepTicker(w.tick)
+	if err != nil {
+		t = newRuntimeTicker(w.tick) // correct, only dearer
+	}
+	go func() {
+		<-ctx.Done()
+		t.stop()
+	}()
+	for t.wait() {
+		w.sweep(time.Now)
 	}
 }
 
-// sweep closes every connection that has been in its phase longer than the
-// phase's limit. A phase's recorded start is the clock of the sweep before it
-// began, earlier than the real start by at most the longest gap between
-// sweeps, so a connection is closed only once its limit and that gap have
-// passed: never early, and about one tick late.
-func (w *connTimeouts) sweep(now time.Time) {
-	nowNano := now.UnixNano()
-	w.maxGap = max(w.maxGap, time.Duration(nowNano-w.clock.Load()))
-	w.clock.Store(nowNano)
+// sweepTicker wakes the watcher every tick.
+type sweepTicker interface {
+	wait() bool // blocks until the next tick; false once stopped
+	stop()
+}
+
+// runtimeTicker is a sweepTicker on a time.Ticker.
+type runtimeTicker struct {
+	t    *time.Ticker
+	done chan struct{}
+	once sync.Once
+}
+
+func newRuntimeTicker(d time.Duration) *runtimeTicker {
+	return &runtimeTicker{t: time.NewTicker(d), done: make(chan struct{})}
+}
+
+func (r *runtimeTicker) wait() bool {
+	select {
+	case <-r.t.C:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+func (r *runtimeTicker) stop() {
+	r.once.Do(func() {
+		r.t.Stop()
+		close(r.done)
+	})
+}
+
+// sweep begins sweep number n: it records when (now is read after n is
+// published, so every phase that recorded n-1 began before this time), then
+// closes every connection whose phase has lasted its limit, counting from the
+// sweep after the one the phase recorded.
+func (w *connTimeouts) sweep(now func() time.Time) {
+	n := w.sweeps.Add(1)
+	at := now().Sub(w.start)
+	ring := int64(len(w.sweptAt))
+	w.sweptAt[n%ring] = at
 	var overdue []*timedConn
 	w.mu.Lock()
 	for c := range w.conns {
 		phase := connPhase(c.phase.Load()) // before since: see enter
-		if time.Duration(nowNano-c.since.Load()) >= w.limit(phase)+w.maxGap {
+		began := c.since.Load() + 1
+		if began > n {
+			continue // began after this sweep started
+		}
+		// A sweep that has left the ring is older than the oldest kept, so
+		// counting from the oldest kept can only make the phase look shorter.
+		began = max(began, n-ring+1)
+		if at-w.sweptAt[began%ring] >= w.limit(phase) {
 			overdue = append(overdue, c)
 			delete(w.conns, c)
 		}

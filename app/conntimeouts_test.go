@@ -37,12 +37,12 @@ func (l *fakeListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// watched starts a connTimeouts whose clock reads start, and returns it with
-// a function that accepts a connection (in the header phase).
+// watched returns a connTimeouts whose time starts at start, and a function
+// that accepts a connection (in the header phase).
 func watched(t *testing.T, limits timeouts, start time.Time) (*connTimeouts, func() (*timedConn, *fakeConn)) {
 	t.Helper()
 	w := mustConnTimeouts(t, limits)
-	w.clock.Store(start.UnixNano())
+	w.start = start
 	fl := &fakeListener{}
 	ln := w.listener(fl)
 	return w, func() (*timedConn, *fakeConn) {
@@ -86,7 +86,7 @@ func TestConnTimeoutsPhases(t *testing.T) {
 				e.do()
 			}
 		}
-		w.sweep(at(now))
+		w.sweep(func() time.Time { return at(now) })
 		for _, c := range []*fakeConn{headerRaw, responseRaw, ithRaw, closedByHTTPRaw} {
 			if _, seen := closedAt[c]; !seen && c.closed.Load() {
 				closedAt[c] = now
@@ -121,34 +121,54 @@ func TestConnTimeoutsPhases(t *testing.T) {
 	}
 }
 
-// Whatever the gaps between sweeps (a watcher held back by a CPU quota, say)
-// and whenever phases begin, no connection is closed before its limit.
-func TestConnTimeoutsNeverEarly(t *testing.T) {
-	limits := timeouts{Header: time.Second, Response: time.Second, Idle: time.Second}
+// Whatever the gaps between sweeps (a watcher held back by a CPU quota, or
+// a stall of an hour) and whenever phases begin, no connection is closed
+// before its limit, and every one is closed by the first sweep at least its
+// limit after the first sweep after its start; a long stall does not loosen
+// the limits of connections that begin after it.
+func TestConnTimeoutsNeverEarlyNeverLoose(t *testing.T) {
+	const limit = time.Second
+	limits := timeouts{Header: limit, Response: limit, Idle: limit}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 50 {
 		t0 := time.Unix(2_000_000, 0)
 		w, accept := watched(t, limits, t0)
 		type tracked struct {
-			raw   *fakeConn
-			start time.Duration // real start of its current phase
+			raw      *fakeConn
+			start    time.Duration // real start of its phase
+			deadline time.Duration // by when it must be closed
 		}
 		var conns []tracked
-		now := time.Duration(0)
-		for range 60 {
-			gap := time.Duration(rng.IntN(300)+1) * time.Millisecond // up to three ticks
-			// Some connections begin between this sweep and the next.
-			// Connections accepted before the next sweep record the clock of
-			// the last one (now); their real start is somewhere in the gap.
+		var now time.Duration
+		var gaps []time.Duration
+		stallAt := rng.IntN(40)
+		for i := range 80 {
+			gap := time.Duration(50+rng.IntN(250)) * time.Millisecond // half a tick to three ticks
+			if i == stallAt {
+				gap = time.Hour
+			}
+			gaps = append(gaps, gap)
+			// Connections accepted before the next sweep record the last one;
+			// their real start is somewhere in the gap.
 			for range rng.IntN(3) {
 				_, raw := accept()
-				conns = append(conns, tracked{raw, now + time.Duration(rng.Int64N(int64(gap)))})
+				conns = append(conns, tracked{raw, now + time.Duration(rng.Int64N(int64(gap))), -1})
 			}
 			now += gap
-			w.sweep(t0.Add(now))
-			for _, c := range conns {
-				if c.raw.closed.Load() && now-c.start < limits.Header {
-					t.Fatalf("round %d: closed %v after its phase began, before the %v limit", round, now-c.start, limits.Header)
+			w.sweep(func() time.Time { return t0.Add(now) })
+			for j := range conns {
+				c := &conns[j]
+				if c.raw.closed.Load() && now-c.start < limit {
+					t.Fatalf("round %d: closed %v after its phase began, before the %v limit", round, now-c.start, limit)
+				}
+				if c.deadline < 0 && now >= c.start {
+					// This is the first sweep after its start: it must be
+					// closed by the first sweep at or after now+limit.
+					c.deadline = now + limit
+				}
+				if !c.raw.closed.Load() && c.deadline >= 0 && now >= c.deadline {
+					t.Fatalf("round %d: still open %v after its phase began, past the sweep due at %v after its start (gaps %v)",
+						round, now-c.start, c.deadline-c.start, gaps)
 				}
 			}
 		}
@@ -250,5 +270,37 @@ func TestConnTimeoutsSetNoTimers(t *testing.T) {
 	}
 	if c.future != 0 {
 		t.Errorf("net/http set %d deadlines in the future for %d requests, want none (each is a runtime timer)", c.future, requests)
+	}
+}
+
+// The watcher's ticker ticks, and stop ends a wait that is under way (run
+// returns when its context is done).
+func TestSweepTicker(t *testing.T) {
+	const d = 20 * time.Millisecond
+	ticker, err := newSweepTicker(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 3 {
+		if !ticker.wait() {
+			t.Fatal("wait = false before stop")
+		}
+	}
+	if elapsed := time.Since(start); elapsed < 3*d-5*time.Millisecond || elapsed > 3*d+time.Second {
+		t.Errorf("three ticks of %v took %v", d, elapsed)
+	}
+	done := make(chan bool, 1)
+	go func() {
+		for ticker.wait() {
+		}
+		done <- true
+	}()
+	time.Sleep(3 * d)
+	ticker.stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("wait still blocked 5 s after stop")
 	}
 }
