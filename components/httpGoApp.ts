@@ -25,8 +25,8 @@ export const APP_MEMORY_LIMIT_MIB = 64;
  * Environment of the http-go container; measurements behind it in docs/app-performance.md.
  * ACCESS_LOG is the app's default, stated here so that turning per-request logs on is a one-line
  * change; under load they cost more CPU than the requests. GOMAXPROCS: one scheduler thread per
- * whole CPU of the limit (Go's own container default never goes below 2), which served 7-14% more
- * requests within a 250m quota. GOMEMLIMIT keeps the Go heap, which the app lets grow to 16 MB
+ * whole CPU of the limit (Go's own container default never goes below 2), which served more
+ * requests within a 250m quota in most runs. GOMEMLIMIT keeps the Go heap, which the app lets grow to 16 MB
  * between collections, well below the memory limit. GOMAXPROCS and GOMEMLIMIT are read by any Go
  * binary, so they apply to the seed's image too; ACCESS_LOG only to images built from app/.
  */
