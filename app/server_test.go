@@ -166,8 +166,24 @@ func TestNewServerTimeouts(t *testing.T) {
 			t.Errorf("access log %v: net/http timeouts %v %v %v %v, want all off (connTimeouts enforces them)", accessLogOn,
 				srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
 		}
-		if srv.ConnState == nil {
-			t.Errorf("access log %v: no ConnState hook: connTimeouts would never see a request start or end", accessLogOn)
+		// The hook must be connTimeouts': it moves a connection between phases.
+		ct := mustConnTimeouts(t, defaultTimeouts)
+		srv = newServer(newRouter("h"), slog.New(slog.DiscardHandler), accessLogOn, ct)
+		c, err := ct.listener(&fakeListener{}).Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			state http.ConnState
+			want  connPhase
+		}{{http.StateActive, phaseResponse}, {http.StateIdle, phaseIdle}, {http.StateActive, phaseResponse}} {
+			if srv.ConnState == nil {
+				t.Fatalf("access log %v: no ConnState hook: connTimeouts would never see a request start or end", accessLogOn)
+			}
+			srv.ConnState(c, step.state)
+			if got := connPhase(c.(*timedConn).phase.Load()); got != step.want {
+				t.Errorf("access log %v: after %v the connection is in phase %d, want %d", accessLogOn, step.state, got, step.want)
+			}
 		}
 		if srv.ErrorLog == nil {
 			t.Errorf("access log %v: ErrorLog is nil, want server errors routed to the structured logger", accessLogOn)
