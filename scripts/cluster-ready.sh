@@ -19,12 +19,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-600}"
 POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
 require_match PUBLIC_ENDPOINT "$PUBLIC_ENDPOINT" '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$' "an https://host:port URL"
-require_match TIMEOUT_SECONDS "$TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+require_seconds TIMEOUT_SECONDS "$TIMEOUT_SECONDS"
 require_match POLL_INTERVAL_SECONDS "$POLL_INTERVAL_SECONDS" '^[0-9]+$' "a whole number of seconds"
 read -r -a nodes <<<"$EXPECTED_NODES"
 ((${#nodes[@]})) || die "EXPECTED_NODES names no node"
 for node in "${nodes[@]}"; do
-    require_match "EXPECTED_NODES entry" "$node" "$NODE_NAME_RE" "a lower-case DNS name"
+    require_node_name "EXPECTED_NODES entry" "$node"
 done
 require_admin_conf
 

@@ -17,9 +17,9 @@ LOG_TAG=drain-node
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 : "${NODE_NAME:?NODE_NAME is required (the node to drain and remove)}"
-require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
+require_node_name NODE_NAME "$NODE_NAME"
 DRAIN_TIMEOUT_SECONDS="${DRAIN_TIMEOUT_SECONDS:-180}"
-require_match DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+require_seconds DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS"
 
 if [[ ! -f $ADMIN_CONF ]]; then
     warn "$ADMIN_CONF not found (control plane not initialised); nothing to drain for $NODE_NAME"

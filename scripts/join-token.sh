@@ -19,7 +19,7 @@ LOG_TAG=join-token
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 : "${WORKER_NAME:?WORKER_NAME is required (the worker node this token is for)}"
-require_match WORKER_NAME "$WORKER_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
+require_node_name WORKER_NAME "$WORKER_NAME"
 require_admin_conf
 
 JOIN_RE='^kubeadm join [^[:space:]]+:[0-9]+ --token [a-z0-9]{6}\.[a-z0-9]{16} --discovery-token-ca-cert-hash sha256:[a-f0-9]{64}$'

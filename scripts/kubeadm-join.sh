@@ -68,7 +68,7 @@ local_ca_hash() {
 
 main() {
     : "${NODE_NAME:?NODE_NAME is required (this worker node name)}"
-    require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
+    require_node_name NODE_NAME "$NODE_NAME"
 
     local line=""
     IFS= read -r line || true

@@ -34,7 +34,7 @@ RFC3339_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
 
 validate_settings() {
     require_match RENEW_WITHIN_DAYS "$RENEW_WITHIN_DAYS" '^[0-9]+$' "a whole number of days"
-    require_match STATIC_POD_TIMEOUT_SECONDS "$STATIC_POD_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_seconds STATIC_POD_TIMEOUT_SECONDS "$STATIC_POD_TIMEOUT_SECONDS"
     require_admin_conf
 }
 

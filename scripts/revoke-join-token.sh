@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
     : "${WORKER_NAME:?WORKER_NAME is required (the worker whose join tokens are deleted)}"
-    require_match WORKER_NAME "$WORKER_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
+    require_node_name WORKER_NAME "$WORKER_NAME"
     require_admin_conf
     retry delete_join_tokens "$WORKER_NAME" ||
         die "could not delete the bootstrap tokens of $WORKER_NAME; list them with 'kubeadm token list' and delete them with 'kubeadm token delete <id>'"

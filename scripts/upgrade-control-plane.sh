@@ -34,10 +34,10 @@ APPLY_TIMEOUT_SECONDS="${APPLY_TIMEOUT_SECONDS:-1800}"
 
 validate_settings() {
     require_match K8S_MINOR "$K8S_MINOR" '^1\.[0-9]+$' "a Kubernetes minor such as 1.37"
-    require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
-    require_match READY_TIMEOUT_SECONDS "$READY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
-    require_match DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
-    require_match APPLY_TIMEOUT_SECONDS "$APPLY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_node_name NODE_NAME "$NODE_NAME"
+    require_seconds READY_TIMEOUT_SECONDS "$READY_TIMEOUT_SECONDS"
+    require_seconds DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS"
+    require_seconds APPLY_TIMEOUT_SECONDS "$APPLY_TIMEOUT_SECONDS"
     require_apt_settings
     require_admin_conf
 }

@@ -23,9 +23,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 DRAIN_TIMEOUT_SECONDS="${DRAIN_TIMEOUT_SECONDS:-300}"
 
 main() {
-    require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
-    require_match KUBERNETES_VERSION "$KUBERNETES_VERSION" "$KUBE_VERSION_RE" "a Kubernetes version such as v1.37.2"
-    require_match DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_node_name NODE_NAME "$NODE_NAME"
+    require_kube_version KUBERNETES_VERSION "$KUBERNETES_VERSION"
+    require_seconds DRAIN_TIMEOUT_SECONDS "$DRAIN_TIMEOUT_SECONDS"
     require_admin_conf
 
     local running

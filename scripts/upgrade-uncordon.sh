@@ -22,9 +22,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 READY_TIMEOUT_SECONDS="${READY_TIMEOUT_SECONDS:-300}"
 
 main() {
-    require_match NODE_NAME "$NODE_NAME" "$NODE_NAME_RE" "a lower-case DNS name"
-    require_match KUBERNETES_VERSION "$KUBERNETES_VERSION" "$KUBE_VERSION_RE" "a Kubernetes version such as v1.37.2"
-    require_match READY_TIMEOUT_SECONDS "$READY_TIMEOUT_SECONDS" '^[1-9][0-9]*$' "a positive number of seconds"
+    require_node_name NODE_NAME "$NODE_NAME"
+    require_kube_version KUBERNETES_VERSION "$KUBERNETES_VERSION"
+    require_seconds READY_TIMEOUT_SECONDS "$READY_TIMEOUT_SECONDS"
     require_admin_conf
     wait_node_upgraded "$NODE_NAME" "$KUBERNETES_VERSION" "$READY_TIMEOUT_SECONDS"
     printf '%s\n' "$KUBERNETES_VERSION"

@@ -24,7 +24,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 KUBELET_CONF="$ROOT/etc/kubernetes/kubelet.conf"
 
 validate_settings() {
-    require_match KUBERNETES_VERSION "$KUBERNETES_VERSION" "$KUBE_VERSION_RE" "a Kubernetes version such as v1.37.2"
+    require_kube_version KUBERNETES_VERSION "$KUBERNETES_VERSION"
     require_apt_settings
     [[ -f $KUBELET_CONF ]] || die "$KUBELET_CONF not found: this worker has not joined the cluster (did kubeadm-join.sh run here?)"
 }

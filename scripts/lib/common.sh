@@ -120,6 +120,11 @@ IPV4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-
 CIDR4_RE='^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$'
 NODE_NAME_RE='^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'
 
+# The kinds of setting many scripts take, each with its one pattern and wording.
+require_node_name() { require_match "$1" "$2" "$NODE_NAME_RE" "a lower-case DNS name"; }
+require_kube_version() { require_match "$1" "$2" "$KUBE_VERSION_RE" "a Kubernetes version such as v1.37.2"; }
+require_seconds() { require_match "$1" "$2" '^[1-9][0-9]*$' "a positive number of seconds"; }
+
 # --- apt, on a node where apt-daily and unattended-upgrades run apt too (prepare-node, upgrades) ---
 
 # Tuning (tests shrink them): how long to wait for another apt run, how often to look, and how many
