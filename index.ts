@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadConfig } from "./components/config";
 import { HttpGoApp } from "./components/httpGoApp";
+import { ClusterIdentity } from "./components/identity";
 import { KubeadmCluster } from "./components/kubeadm";
 import { AppLoadBalancer } from "./components/loadBalancer";
 import { MetalLb } from "./components/metallb";
@@ -46,9 +47,14 @@ export = (async () => {
         network,
     });
 
+    const apiEndpoint = pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`;
+    // The cluster's CA and the provider's credentials belong to the stack: known at preview.
+    const identity = new ClusterIdentity(`${name}-identity`, { clusterName: name, server: apiEndpoint });
+
     const cluster = new KubeadmCluster(`${name}-cluster`, {
         clusterName: name,
         nodes,
+        identity,
         kubernetesVersion: cfg.kubernetesVersion,
         podCidr: cfg.podCidr,
         serviceCidr: cfg.serviceCidr,
@@ -82,11 +88,12 @@ export = (async () => {
     return {
         controlPlane: describeNode(nodes.controlPlane),
         workers: nodes.workers.map(describeNode),
-        apiEndpoint: pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`,
+        apiEndpoint,
         sshPrivateKey: nodes.sshPrivateKey,
         ssh: pulumi.interpolate`pulumi stack output sshPrivateKey --show-secrets > ~/.ssh/${name} && chmod 600 ~/.ssh/${name} && ssh -i ~/.ssh/${name} ${sshUser}@${nodes.apiAddress}`,
         url: app.url,
         kubeconfig: cluster.kubeconfig,
+        kubeconfigExpires: identity.kubeconfigExpires,
         nodeNames: cluster.nodeNames,
         // Read back by the next `up` (components/upgrade.ts clusterStateOutputs).
         kubernetesVersion: cluster.kubernetesVersion,

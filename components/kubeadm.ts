@@ -1,15 +1,37 @@
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { apiServerPort } from "./network";
+import { ClusterIdentity } from "./identity";
 import { ClusterNode, ClusterNodes } from "./nodes";
 import { remoteScript } from "./scripts";
 import { ClusterState, credentialsRenewalKey, credentialsStep, kubernetesUpgradeSteps, line } from "./upgrade";
 import { flannelManifestUrl, versions } from "./versions";
 
+/**
+ * The provider's `deleteUnreachable`, always absent. The SDK otherwise copies PULUMI_K8S_DELETE_UNREACHABLE
+ * from the environment into the provider's inputs, where it stays in the state after that `up`; the
+ * provider applies it to `refresh` too, so a later refresh from a host that cannot reach the API server
+ * would drop every Kubernetes object from the state. An explicit (undefined) value stops the SDK from
+ * reading the variable; the provider plugin still reads it during `pulumi destroy`, which is what
+ * `npm run destroy:unreachable` relies on.
+ */
+export function withoutDeleteUnreachable(): { deleteUnreachable: pulumi.Input<boolean> } {
+    if (process.env.PULUMI_K8S_DELETE_UNREACHABLE !== undefined) {
+        pulumi.log.warn(
+            "PULUMI_K8S_DELETE_UNREACHABLE is set: this program does not pass it to the Kubernetes provider (it would stay in the state and let a refresh drop every object). To destroy a stack whose cluster is gone, run npm run destroy:unreachable.",
+        );
+    }
+    return { deleteUnreachable: pulumi.output<boolean | undefined>(undefined) as pulumi.Output<boolean> };
+}
+
 export interface KubeadmClusterArgs {
     clusterName: string;
     nodes: ClusterNodes;
+    /**
+     * The cluster's stack-owned identity (components/identity.ts): its PKI is installed before
+     * `kubeadm init`, its CA pin checks every join, and its kubeconfig is the provider's.
+     */
+    identity: ClusterIdentity;
     /** Kubernetes minor, e.g. "1.36": selects the pkgs.k8s.io repository. */
     kubernetesVersion: string;
     podCidr: string;
@@ -31,13 +53,13 @@ export interface KubeadmClusterArgs {
  * Turns the VMs into a Kubernetes cluster with kubeadm over SSH.
  *
  * Every node prepares in parallel; workers wait for the control plane only to join, each with a
- * token minted for it once it is prepared and revoked once it has joined. The kubeconfig (and so
- * the provider) exists only once every node is Ready, so nothing deployed through the provider
- * races the cluster. The sequence is in docs/provisioning.md, each lifecycle transition in
+ * token minted for it once it is prepared and revoked once it has joined. The provider's kubeconfig
+ * comes from the stack's identity, so a preview knows it; the provider waits for every node to be
+ * Ready through `dependsOn`, so nothing deployed through it races the cluster. The sequence is in docs/provisioning.md, each lifecycle transition in
  * docs/lifecycle.md; the graph's shape is held by tests/provisioning.test.ts.
  */
 export class KubeadmCluster extends pulumi.ComponentResource {
-    /** Admin kubeconfig naming the API server's public IP; secret; only known once all nodes are Ready. */
+    /** Admin kubeconfig naming the API server's public IP (the identity's); secret; resolves once all nodes are Ready. */
     readonly kubeconfig: pulumi.Output<string>;
     /** Provider for everything deployed into the cluster. */
     readonly provider: k8s.Provider;
@@ -52,7 +74,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
 
     constructor(name: string, args: KubeadmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:kubeadm:KubeadmCluster", name, {}, opts);
-        const { nodes } = args;
+        const { nodes, identity } = args;
         const cp = nodes.controlPlane;
         const step = (node: { name: string }, what: string) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`;
 
@@ -105,11 +127,15 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     CLUSTER_NAME: args.clusterName,
                     FLANNEL_MANIFEST_URL: flannelManifestUrl(),
                 }),
+                // The stack's CA, front-proxy CA and service-account key, installed before init.
+                stdin: identity.controlPlanePki,
                 triggers: [cpImages.id],
                 addPreviousOutputInEnv: false,
             },
             { parent: this },
         );
+        // Which incarnation of the cluster this is (kubeadm-init.sh prints it): new with every init.
+        const clusterUid = line(init);
 
         const joined = nodes.workers.map((worker) => {
             const prepared = prepare(worker);
@@ -138,7 +164,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 step(worker, "join"),
                 {
                     connection: worker.connection,
-                    create: remoteScript("kubeadm-join", { NODE_NAME: worker.name }),
+                    create: remoteScript("kubeadm-join", { NODE_NAME: worker.name, CA_CERT_HASH: identity.caCertHash, CLUSTER_UID: clusterUid }),
                     // The join line carries the token: it travels as stdin, never in the script text.
                     stdin: pulumi.secret(admission.stdout),
                     triggers: [prepared.id],
@@ -190,36 +216,38 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 connection: cp.connection,
                 create: remoteScript("cluster-ready", {
                     EXPECTED_NODES: allNodes.join(" "),
-                    PUBLIC_ENDPOINT: pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`,
                     TIMEOUT_SECONDS: String(args.readyTimeoutSeconds ?? 600),
                 }),
-                triggers: [init.id, ...joined.map((j) => j.id), this.adminCredentialsExpire],
-                logging: "none",
+                triggers: [init.id, ...joined.map((j) => j.id)],
                 addPreviousOutputInEnv: false,
             },
-            { parent: this, additionalSecretOutputs: ["stdout"] },
+            { parent: this },
         );
 
-        this.kubeconfig = pulumi.secret(clusterReady.stdout);
-        // From the step's id, not its stdout: the stdout is the (secret) kubeconfig, and whatever is
-        // derived from a secret is secret too, which would hide the node names in `stack output`.
+        // Gated like pulumi-eks's: the exported kubeconfig resolves once every node is Ready.
+        this.kubeconfig = pulumi.secret(pulumi.all([identity.kubeconfig, clusterReady.id]).apply(([kubeconfig]) => kubeconfig));
         this.nodeNames = clusterReady.id.apply(() => allNodes);
         this.provider = new k8s.Provider(
             `${name}-k8s`,
             {
-                kubeconfig: this.kubeconfig,
+                // The identity's kubeconfig, not the gated one: a step that re-runs (a scale re-runs
+                // cluster-ready) must not make the provider's inputs unknown during preview, or every
+                // object in the cluster previews as changed (docs/identity.md).
+                kubeconfig: identity.kubeconfig,
                 // The cluster is the one `kubeadm init` made: the provider is replaced (and with it
-                // every object deployed through it) only when init is. Without this, any change that
-                // re-reads the kubeconfig (a scale-out replaces cluster-ready) makes it unknown during
-                // preview, and the provider and every Kubernetes object would be shown as replaced
-                // (pulumi-kubernetes DiffConfig: a known, unchanged clusterIdentifier cancels that).
+                // every object deployed through it) only when init is, i.e. when a new, empty
+                // cluster replaces the old one (pulumi-kubernetes DiffConfig: a known, unchanged
+                // clusterIdentifier is never replaced).
                 clusterIdentifier: pulumi.interpolate`${args.clusterName}/${init.id}`,
                 // No deleteUnreachable here: the provider applies it to `refresh` too, and a refresh
                 // from a host that cannot reach 6443 would drop every Kubernetes object from the
-                // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`,
-                // which sets PULUMI_K8S_DELETE_UNREACHABLE for that one command (docs/lifecycle.md).
+                // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`
+                // (docs/lifecycle.md). withoutDeleteUnreachable keeps the SDK from reading it from
+                // the environment.
+                ...withoutDeleteUnreachable(),
             },
-            { parent: this },
+            // Ordering without data: nothing deployed through the provider races a node that is not Ready.
+            { parent: this, dependsOn: [clusterReady] },
         );
 
         this.registerOutputs({

@@ -124,8 +124,12 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
                 new gcp.compute.InstanceGroupMembership(
                     `${name}-member-${i + 1}`,
                     { zone: args.zone, instanceGroup: this.instanceGroup.name, instance: worker.selfLink },
-                    // The provider's documented pattern: replace the membership with its VM.
-                    { parent: this, replacementTrigger: worker.instanceId },
+                    // The provider's documented pattern: replace the membership with its VM. Never
+                    // delete one: its id and its removeInstances call name the VM by name, which a
+                    // recreated VM shares, so a replaced membership's delete (create-before-delete,
+                    // at the end of the run) would take the new VM out of the group. GCE drops a
+                    // deleted VM from its unmanaged groups itself, which is all a delete would do.
+                    { parent: this, replacementTrigger: worker.instanceId, retainOnDelete: true },
                 ),
         );
 

@@ -93,6 +93,17 @@ export const clusterStateOutputs = {
 } as const;
 
 /**
+ * The name under which a program's StackReference finds its own stack. A diy (file) backend calls
+ * every organization "organization" (pkg/backend/diy/state.go) and, in its legacy layout (no
+ * .pulumi/meta.yaml with version 1), accepts only a bare stack name (tokens.ParseStackName refuses
+ * "/"); its project layout resolves a bare name within the current project. So a diy backend gets the
+ * bare name, which both layouts read as this stack; any other backend the fully qualified one.
+ */
+export function selfStackReferenceName(organization: string, project: string, stack: string): string {
+    return organization === "organization" ? stack : `${organization}/${project}/${stack}`;
+}
+
+/**
  * The state the last deployment of this very stack recorded, through a StackReference to itself
  * (pulumi/pulumi#3722 shows the pattern): a preview sees what the last `up` observed on the cluster,
  * without reaching the cluster. Before the first `up` every field is undefined.
@@ -100,7 +111,7 @@ export const clusterStateOutputs = {
 export async function readClusterState(opts?: pulumi.CustomResourceOptions): Promise<ClusterState> {
     const self = new pulumi.StackReference(
         "previous-deployment",
-        { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` },
+        { name: selfStackReferenceName(pulumi.getOrganization(), pulumi.getProject(), pulumi.getStack()) },
         opts,
     );
     const read = async (name: string): Promise<string | undefined> => {

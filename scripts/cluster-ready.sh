@@ -1,24 +1,21 @@
 #!/usr/bin/env bash
-# cluster-ready.sh: waits until every expected node is registered and Ready, then prints the admin
-# kubeconfig for use from outside the cluster (control plane, after every worker joined).
+# cluster-ready.sh: waits until every expected node is registered and Ready (control plane, after
+# every worker joined). The Kubernetes provider waits for this step, so nothing is deployed into the
+# cluster before its nodes can run it.
 #
 # Settings (environment):
 #   EXPECTED_NODES   space-separated node names that must all be Ready.
-#   PUBLIC_ENDPOINT  API server URL reachable from outside, e.g. https://203.0.113.7:6443.
 #   TIMEOUT_SECONDS  how long to wait in total (default 600).
 #
-# STDOUT: exactly the admin kubeconfig (/etc/kubernetes/admin.conf) with the cluster's server: rewritten
-# to PUBLIC_ENDPOINT; nothing else. On timeout it fails, naming the nodes that are not Ready.
+# Prints nothing on stdout. On timeout it fails, naming the nodes that are not Ready.
 set -euo pipefail
 LOG_TAG=cluster-ready
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 : "${EXPECTED_NODES:?EXPECTED_NODES is required (space-separated node names)}"
-: "${PUBLIC_ENDPOINT:?PUBLIC_ENDPOINT is required (e.g. https://203.0.113.7:6443)}"
 TIMEOUT_SECONDS="${TIMEOUT_SECONDS:-600}"
 POLL_INTERVAL_SECONDS="${POLL_INTERVAL_SECONDS:-5}"
-require_match PUBLIC_ENDPOINT "$PUBLIC_ENDPOINT" '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$' "an https://host:port URL"
 require_seconds TIMEOUT_SECONDS "$TIMEOUT_SECONDS"
 require_match POLL_INTERVAL_SECONDS "$POLL_INTERVAL_SECONDS" '^[0-9]+$' "a whole number of seconds"
 read -r -a nodes <<<"$EXPECTED_NODES"
@@ -64,14 +61,4 @@ while true; do
     sleep "$POLL_INTERVAL_SECONDS"
 done
 
-# Rewrite the server of the (single) cluster entry to the public endpoint.
-awk -v endpoint="$PUBLIC_ENDPOINT" '
-    /^[[:space:]]*server:[[:space:]]*/ { match($0, /^[[:space:]]*server:/); print substr($0, 1, RLENGTH) " " endpoint; next }
-    { print }' "$ADMIN_CONF" >"$WORK/kubeconfig"
-grep -qxE "[[:space:]]*server: ${PUBLIC_ENDPOINT//./\\.}" "$WORK/kubeconfig" ||
-    die "could not rewrite the server: of $ADMIN_CONF to $PUBLIC_ENDPOINT (no server: line found)"
-if grep -E '^[[:space:]]*server:' "$WORK/kubeconfig" | grep -qvF "server: $PUBLIC_ENDPOINT"; then
-    die "$ADMIN_CONF has a server: entry that was not rewritten to $PUBLIC_ENDPOINT"
-fi
-log "all ${#nodes[@]} node(s) are Ready; printing the admin kubeconfig for $PUBLIC_ENDPOINT"
-cat "$WORK/kubeconfig"
+log "all ${#nodes[@]} node(s) are Ready"

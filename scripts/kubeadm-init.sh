@@ -9,14 +9,23 @@
 #   SERVICE_CIDR          service network.
 #   CLUSTER_NAME          cluster name (kubeconfig cluster entry).
 #   FLANNEL_MANIFEST_URL  URL of Flannel's kube-flannel.yml (VXLAN backend, the manifest's default).
+# STDIN: the cluster's identity, owned by the stack (components/identity.ts renderPkiBundle, a Pulumi
+#   secret, so it never appears in the script text): ca.crt/.key, front-proxy-ca.crt/.key, sa.key/.pub,
+#   each after a line "# kubeadm-gcp pki file: <name>".
 #
-# Writes /etc/kubernetes/kubeadm-config.yaml (kubeadm.k8s.io/v1beta4), runs `kubeadm init` unless the
+# Installs those files into /etc/kubernetes/pki (each atomically, keys 0600) unless they are there
+# already; kubeadm init then signs every other certificate with them. A file that is there with other
+# contents stops the script: the node was initialised with another identity, which kubeadm cannot
+# swap in place. Writes /etc/kubernetes/kubeadm-config.yaml (kubeadm.k8s.io/v1beta4), runs `kubeadm init` unless the
 # node already runs a control plane, then applies Flannel with the pod CIDR. The init bootstrap token is
 # never printed (--skip-token-print) and lives 15 minutes: workers get their own from join-token.sh.
 # kubeadm writes admin.conf long before its last phases, so a control plane whose API answers is only
 # taken as initialised once the objects of those phases exist (kubeadm-config, cluster-info,
 # kube-proxy, CoreDNS); when some are missing (an init that failed half-way), the phases are run again
-# with the same configuration file. Prints nothing on stdout.
+# with the same configuration file.
+#
+# STDOUT: one line, the cluster's UID (the kube-system namespace's uid): which incarnation of the
+# cluster this is. A control plane initialised anew has a new one; workers compare it (kubeadm-join.sh).
 set -euo pipefail
 LOG_TAG=kubeadm-init
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
@@ -38,8 +47,56 @@ require_node_name CLUSTER_NAME "$CLUSTER_NAME"
 require_match FLANNEL_MANIFEST_URL "$FLANNEL_MANIFEST_URL" '^https://[^[:space:]]+$' "an https:// URL"
 
 KUBEADM_CONFIG="$ROOT/etc/kubernetes/kubeadm-config.yaml"
+PKI_DIR="$ROOT/etc/kubernetes/pki"
+PKI_MARKER="# kubeadm-gcp pki file: "
+PKI_FILES=(ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub)
+UID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 # How long an existing control plane may take to answer before this script gives up on it.
 API_WAIT_ATTEMPTS="${API_WAIT_ATTEMPTS:-12}"
+
+# read_pki_bundle: splits the bundle on stdin into $WORK/pki/<name>; names only what is wrong, never a value.
+read_pki_bundle() {
+    local line name="" file
+    mkdir -p "$WORK/pki"
+    chmod 0700 "$WORK/pki"
+    while IFS= read -r line || [[ -n $line ]]; do
+        if [[ $line == "$PKI_MARKER"* ]]; then
+            name="${line#"$PKI_MARKER"}"
+            [[ " ${PKI_FILES[*]} " == *" $name "* ]] || die "the PKI bundle on stdin names an unexpected file '$name' (expected: ${PKI_FILES[*]})"
+            [[ ! -e $WORK/pki/$name ]] || die "the PKI bundle on stdin names $name twice"
+            : >"$WORK/pki/$name"
+        elif [[ -n $name ]]; then
+            printf '%s\n' "$line" >>"$WORK/pki/$name"
+        elif [[ -n ${line//[[:space:]]/} ]]; then
+            die "the data on stdin is not the cluster's PKI bundle (it must start with '${PKI_MARKER}<file>')"
+        fi
+    done
+    for file in "${PKI_FILES[@]}"; do
+        [[ -s $WORK/pki/$file ]] || die "the PKI bundle on stdin lacks $file (expected the output of components/identity.ts)"
+    done
+}
+
+# install_pki: puts the stack's identity where kubeadm init looks for it. Each file is written
+# atomically (update_file), so a run killed half-way leaves whole files that the next run finds equal.
+install_pki() {
+    local file mode installed=()
+    for file in "${PKI_FILES[@]}"; do
+        if [[ -f $PKI_DIR/$file ]]; then
+            cmp -s "$PKI_DIR/$file" "$WORK/pki/$file" ||
+                die "$PKI_DIR/$file is not the stack's: this control plane was initialised with another identity (a cluster made before the stack owned its CA, or the stack's identity resources were replaced). kubeadm cannot change a cluster's CA in place: replace the control plane (pulumi up --replace '<URN of the control-plane VM>'), which initialises it with the stack's identity (docs/identity.md)"
+            continue
+        fi
+        mode=0644
+        [[ $file == *.key ]] && mode=0600
+        update_file "$PKI_DIR/$file" "$mode" "$WORK/pki/$file"
+        installed+=("$file")
+    done
+    if ((${#installed[@]})); then
+        log "installed the stack's cluster identity into $PKI_DIR: ${installed[*]}"
+    else
+        log "the stack's cluster identity is already in $PKI_DIR"
+    fi
+}
 
 write_kubeadm_config() {
     local version
@@ -168,6 +225,17 @@ apply_flannel() {
     retry kubectl_admin apply -f "$manifest" >&2 || die "kubectl apply of Flannel's manifest failed"
 }
 
+# print_cluster_uid: the one line on stdout.
+print_cluster_uid() {
+    local uid
+    uid="$(retry kubectl_admin get namespace kube-system -o 'jsonpath={.metadata.uid}')" || die "could not read the kube-system namespace's uid"
+    [[ $uid =~ $UID_RE ]] || die "the kube-system namespace's uid is not a UUID (got '$uid')"
+    printf '%s\n' "$uid"
+}
+
+read_pki_bundle
+install_pki
 init_control_plane
 apply_flannel
 log "control plane $NODE_NAME is initialised and Flannel is applied"
+print_cluster_uid

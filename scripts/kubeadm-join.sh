@@ -2,14 +2,18 @@
 # kubeadm-join.sh: joins this worker to the cluster (workers, in parallel).
 #
 # Settings (environment):
-#   NODE_NAME  this worker's node name.
+#   NODE_NAME     this worker's node name.
+#   CA_CERT_HASH  the stack's pin of the cluster CA (components/identity.ts caCertHash,
+#                 sha256:<hex>): the join line must pin exactly this CA.
+#   CLUSTER_UID   the cluster's UID as kubeadm-init.sh printed it: which incarnation of the cluster
+#                 the node must be in (the CA stays the stack's across a control-plane replacement).
 # STDIN: the join command printed by join-token.sh (a Pulumi secret, so it never appears in the
 #   script text): kubeadm join <host:port> --token <token> --discovery-token-ca-cert-hash sha256:<hex>
 #
 # Validates the line (never echoing the token) and runs kubeadm join with --node-name. A node that
-# has already joined (/etc/kubernetes/kubelet.conf exists) is left alone when its cluster CA
-# (/etc/kubernetes/pki/ca.crt) is the one the line pins (--discovery-token-ca-cert-hash), or when
-# there is no line to compare with. If the CA differs, the node belongs to a cluster that is gone (the
+# has already joined (/etc/kubernetes/kubelet.conf exists) is left alone when it joined the cluster
+# CLUSTER_UID names (recorded in /etc/kubernetes/kubeadm-gcp-cluster-uid before its join) and its CA
+# (/etc/kubernetes/pki/ca.crt) is the stack's. Otherwise it belongs to a cluster that is gone (the
 # control plane was replaced and initialised anew): it is reset (kubeadm reset -f) and joined to the
 # new one. Prints nothing on stdout.
 set -euo pipefail
@@ -19,6 +23,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 KUBELET_CONF="$ROOT/etc/kubernetes/kubelet.conf"
 CLUSTER_CA="$ROOT/etc/kubernetes/pki/ca.crt"
+# Which cluster incarnation this node joined; written before the join, so a join that stopped
+# half-way still names the cluster it was joining.
+JOINED_UID_FILE="$ROOT/etc/kubernetes/kubeadm-gcp-cluster-uid"
+UID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 
 # parse_join_command LINE: sets endpoint, token and ca_hash; error messages name the faulty part,
 # never its value.
@@ -66,28 +74,40 @@ local_ca_hash() {
     return 0
 }
 
+# joined_uid: the cluster incarnation this node last joined, empty when it has no record.
+joined_uid() {
+    [[ -f $JOINED_UID_FILE ]] && tr -d '[:space:]' <"$JOINED_UID_FILE"
+    return 0
+}
+
 main() {
     : "${NODE_NAME:?NODE_NAME is required (this worker node name)}"
+    : "${CA_CERT_HASH:?CA_CERT_HASH is required (the stack's CA pin, sha256:<hex>)}"
+    : "${CLUSTER_UID:?CLUSTER_UID is required (the cluster's UID, printed by kubeadm-init.sh)}"
     require_node_name NODE_NAME "$NODE_NAME"
+    require_match CA_CERT_HASH "$CA_CERT_HASH" '^sha256:[a-f0-9]{64}$' "sha256:<64 hex digits>"
+    require_match CLUSTER_UID "$CLUSTER_UID" "$UID_RE" "a UUID"
 
     local line=""
     IFS= read -r line || true
-    local have_line=0
-    [[ -n ${line//[[:space:]]/} ]] && have_line=1
-
-    if [[ -f $KUBELET_CONF ]] && ((!have_line)); then
-        log "$NODE_NAME has already joined ($KUBELET_CONF exists); nothing to do"
-        return 0
-    fi
-    ((have_line)) || die "no join command on stdin (expected the output of join-token.sh)"
+    [[ -n ${line//[[:space:]]/} ]] || die "no join command on stdin (expected the output of join-token.sh)"
     parse_join_command "$line"
+    [[ $ca_hash == "$CA_CERT_HASH" ]] ||
+        die "the join command pins another CA than the stack's ($CA_CERT_HASH): the control plane at $endpoint does not run with the stack's identity. Re-run pulumi up; if it persists, see docs/identity.md"
 
     if [[ -f $KUBELET_CONF ]]; then
-        if [[ "$(local_ca_hash)" == "$ca_hash" ]]; then
-            log "$NODE_NAME has already joined this cluster (its CA matches the join command); nothing to do"
+        local was have_ca
+        was="$(joined_uid)"
+        have_ca="$(local_ca_hash)"
+        if [[ $have_ca == "$CA_CERT_HASH" && $was == "$CLUSTER_UID" ]]; then
+            log "$NODE_NAME has already joined this cluster ($CLUSTER_UID, the stack's CA); nothing to do"
             return 0
         fi
-        warn "$NODE_NAME was joined to another cluster (its CA in $CLUSTER_CA is not the one the join command pins, e.g. the control plane was replaced); running kubeadm reset -f and joining the cluster at $endpoint"
+        if [[ $have_ca != "$CA_CERT_HASH" ]]; then
+            warn "$NODE_NAME was joined to a cluster with another CA (its $CLUSTER_CA is not the stack's); running kubeadm reset -f and joining the cluster at $endpoint"
+        else
+            warn "$NODE_NAME was joined to cluster ${was:-<unrecorded>}, which is gone (the control plane was initialised anew as $CLUSTER_UID); running kubeadm reset -f and joining the cluster at $endpoint"
+        fi
         kubeadm reset -f >&2
     elif [[ -e "$ROOT/etc/kubernetes/bootstrap-kubelet.conf" || -e $CLUSTER_CA ]]; then
         # A join that failed half-way leaves files kubeadm's preflight checks refuse.
@@ -95,6 +115,8 @@ main() {
         kubeadm reset -f >&2
     fi
 
+    printf '%s\n' "$CLUSTER_UID" >"$WORK/cluster-uid"
+    update_file "$JOINED_UID_FILE" 0644 "$WORK/cluster-uid" || true
     log "joining $NODE_NAME to the cluster at $endpoint"
     kubeadm join "$endpoint" --token "$token" --discovery-token-ca-cert-hash "$ca_hash" \
         --node-name "$NODE_NAME" --cri-socket "$CRI_SOCKET" >&2 ||

@@ -2,8 +2,20 @@
  * The kubeadm provisioning graph, derived from the real program under mocks: which SSH steps run
  * where, what waits for what, and how long the chain from VM to Ready cluster is.
  */
+import * as yaml from "js-yaml";
+import { caCertHash, planClientCredentials } from "../components/identity";
 import { renderedMarker } from "../components/scripts";
-import { fakeStdout, previewChanges, ProgramRun, RecordedResource, runProgram, transitiveDependencies } from "./helpers/program";
+import {
+    fakeStdout,
+    fixtureCaCertPem,
+    inClusterChanges,
+    previewChanges,
+    ProgramRun,
+    RecordedResource,
+    runProgram,
+    transitiveDependencies,
+    unconfiguredProviders,
+} from "./helpers/program";
 
 const minimal = { "gcp:project": "test-project" };
 
@@ -95,7 +107,11 @@ describe("provisioning steps", () => {
             expect(admit.inputs.triggers).toEqual(["k8s-dev-cluster-control-plane-init-id", `k8s-dev-cluster-${worker}-prepare-id`]);
             expect(hostOf(join)).not.toBe(cpHost(run));
             expect(join.inputs.stdin).toBe(fakeStdout(admit.name));
-            expect(graph.get(join.name)!.sort()).toEqual([admit.name, `k8s-dev-cluster-${worker}-prepare`].sort());
+            // The stack's CA pin, known before any VM exists, and the cluster incarnation init printed.
+            expect(join.inputs.create).toContain(`export CA_CERT_HASH='${caCertHash(fixtureCaCertPem)}'`);
+            expect(join.propertyDependencies.create).toEqual(["k8s-dev-cluster-control-plane-init", "k8s-dev-identity-ca"]);
+            expect(join.inputs.create).toContain(`export CLUSTER_UID='${fakeStdout("k8s-dev-cluster-control-plane-init")}'`);
+            expect(graph.get(join.name)!.sort()).toEqual([admit.name, "k8s-dev-cluster-control-plane-init", `k8s-dev-cluster-${worker}-prepare`].sort());
             expect(ancestors(graph, join.name)).toContain("k8s-dev-cluster-control-plane-init");
         }
         expect(commands(run).filter((c) => c.name.endsWith("-join"))).toHaveLength(2);
@@ -188,7 +204,7 @@ describe("join tokens across re-runs", () => {
 });
 
 describe("kubeconfig and secrets", () => {
-    test("nodeNames is a plain output, though it is known only once the (secret) kubeconfig is", () => {
+    test("nodeNames is a plain output, though it is known only once every node is Ready", () => {
         expect(run.outputs.nodeNames).toEqual(["k8s-dev-control-plane", "k8s-dev-worker-1", "k8s-dev-worker-2"]);
         expect(run.secretOutputs).not.toContain("nodeNames");
         expect(run.secretOutputs).toContain("kubeconfig");
@@ -202,30 +218,41 @@ describe("kubeconfig and secrets", () => {
         }
     });
 
-    test("the kubeconfig is read after every node is Ready, from the control plane, without logs", () => {
+    test("cluster-ready waits on the control plane for every node, after init and every join", () => {
         const ready = cmd(run, "-cluster-ready");
         expect(hostOf(ready)).toBe(cpHost(run));
         expect(ready.inputs.create).toContain("export EXPECTED_NODES='k8s-dev-control-plane k8s-dev-worker-1 k8s-dev-worker-2'");
-        expect(ready.inputs.create).toContain(`export PUBLIC_ENDPOINT='https://${cpHost(run)}:6443'`);
-        expect(ready.inputs.logging).toBe("none");
-        expect(ready.additionalSecretOutputs).toContain("stdout");
-        // ...and after the admin credentials' expiry is read (renewed when due), so a renewal
-        // hands the provider the new kubeconfig.
         expect(commandGraph(run).get(ready.name)!.sort()).toEqual([
             "k8s-dev-cluster-control-plane-init",
-            "k8s-dev-cluster-credentials",
             "k8s-dev-cluster-worker-1-join",
             "k8s-dev-cluster-worker-2-join",
         ]);
-        expect(run.outputs.kubeconfig).toBe(fakeStdout(ready.name));
-        expect(run.secretOutputs).toContain("kubeconfig");
     });
 
-    test("the Kubernetes provider is built from the gated kubeconfig", () => {
-        const providers = run.byType("pulumi:providers:kubernetes");
-        expect(providers).toHaveLength(1);
-        expect(providers[0].inputs.kubeconfig).toBe(fakeStdout("k8s-dev-cluster-cluster-ready"));
-        expect(providers[0].secretInputs).toContain("kubeconfig");
+    test("the provider's kubeconfig is the stack's: the reserved API address, the stack's CA, the client certificate in use", () => {
+        const provider = run.one("pulumi:providers:kubernetes");
+        const inUse = planClientCredentials(new Date()).inUse;
+        // Nothing that runs on a VM feeds it, so no re-run step can make it unknown during preview.
+        expect(provider.propertyDependencies.kubeconfig).toEqual(
+            ["k8s-dev-identity-ca", `k8s-dev-identity-admin-${inUse}`, `k8s-dev-identity-admin-${inUse}-key`, "k8s-dev-nodes-api-ip"].sort(),
+        );
+        expect(provider.secretInputs).toContain("kubeconfig");
+        const kubeconfig = yaml.load(provider.inputs.kubeconfig) as any;
+        const b64 = (s: string) => Buffer.from(s, "base64").toString();
+        expect(kubeconfig.clusters[0].cluster.server).toBe(`https://${cpHost(run)}:6443`);
+        expect(b64(kubeconfig.clusters[0].cluster["certificate-authority-data"]).trim()).toBe(fixtureCaCertPem.trim());
+        expect(b64(kubeconfig.users[0].user["client-certificate-data"])).toContain(`cert-of:k8s-dev-identity-admin-${inUse}`);
+        expect(b64(kubeconfig.users[0].user["client-key-data"])).toContain(`key-of:k8s-dev-identity-admin-${inUse}-key`);
+        // The exported kubeconfig is the same one, resolved once every node is Ready.
+        expect(run.outputs.kubeconfig).toBe(provider.inputs.kubeconfig);
+    });
+
+    test("the provider waits for every node to be Ready through dependsOn, so everything deployed through it does", () => {
+        const provider = run.one("pulumi:providers:kubernetes");
+        expect(provider.dependsOn).toEqual(["k8s-dev-cluster-cluster-ready"]);
+        for (const o of run.resources.filter((r) => r.type.startsWith("kubernetes:"))) {
+            expect({ name: o.name, waits: transitiveDependencies(run, o.name).has("k8s-dev-cluster-cluster-ready") }).toEqual({ name: o.name, waits: true });
+        }
     });
 
     test("deleteUnreachable is never in the provider's config: a refresh that cannot reach the cluster must fail, not empty the state", () => {
@@ -234,6 +261,17 @@ describe("kubeconfig and secrets", () => {
         const provider = run.one("pulumi:providers:kubernetes");
         expect(provider.inputs).not.toHaveProperty("deleteUnreachable");
         expect(provider.inputs).not.toHaveProperty("skipUpdateUnreachable");
+    });
+
+    test("PULUMI_K8S_DELETE_UNREACHABLE in the environment of an `up` does not reach the provider's state", async () => {
+        // The SDK would copy it into the provider's inputs (and so into the state) unless told a value.
+        process.env.PULUMI_K8S_DELETE_UNREACHABLE = "true";
+        try {
+            const withVariable = await runProgram(minimal);
+            expect(withVariable.one("pulumi:providers:kubernetes").inputs).not.toHaveProperty("deleteUnreachable");
+        } finally {
+            delete process.env.PULUMI_K8S_DELETE_UNREACHABLE;
+        }
     });
 
     test("join tokens are secret: minted without logs, passed as secret stdin, never in script text", () => {
@@ -260,27 +298,32 @@ describe("kubeconfig and secrets", () => {
     });
 });
 
-describe("previews of config changes (what a pull request's preview shows)", () => {
-    const kinds = (changes: Map<string, string>) => {
-        const out: Record<string, string[]> = {};
-        for (const [name, change] of [...changes.entries()].sort()) {
-            (out[change] ??= []).push(name.replace(/^k8s-dev-/, ""));
-        }
-        return out;
-    };
+const kinds = (changes: Map<string, string>) => {
+    const out: Record<string, string[]> = {};
+    for (const [name, change] of [...changes.entries()].sort()) {
+        (out[change] ??= []).push(name.replace(/^k8s-dev-/, ""));
+    }
+    return out;
+};
 
-    test("scale-out 2 -> 3 workers: one VM and its steps are created; in the cluster nothing changes", async () => {
+/** The state after `pulumi refresh --target` a VM that is gone: the VM alone has left the state. */
+const refreshedWithout = (r: ProgramRun, vm: string): ProgramRun => ({ ...r, resources: r.resources.filter((x) => x.name !== vm) });
+
+describe("previews of config changes (what a pull request's preview shows)", () => {
+    test("scale-out 2 -> 3 workers: one VM and its steps are created; the provider stays known, nothing in the cluster changes", async () => {
         const three = await runProgram({ ...minimal, workerCount: "3" });
         const changes = previewChanges(run, three);
         expect(kinds(changes)).toEqual(EXPECTED_SCALE_OUT);
-        // The provider is updated, not replaced, so no Kubernetes object is touched.
-        expect([...changes.keys()].filter((n) => run.resources.find((r) => r.name === n)?.type.startsWith("kubernetes:"))).toEqual([]);
+        expect(unconfiguredProviders(run, three)).toEqual([]);
+        expect(inClusterChanges(three, changes)).toEqual([]);
     });
 
-    test("scale-in 3 -> 2 workers: the last worker and its steps are deleted; in the cluster nothing changes", async () => {
+    test("scale-in 3 -> 2 workers: the last worker and its steps are deleted; the provider stays known, nothing in the cluster changes", async () => {
         const three = await runProgram({ ...minimal, workerCount: "3" });
         const changes = previewChanges(three, run);
         expect(kinds(changes)).toEqual(EXPECTED_SCALE_IN);
+        expect(unconfiguredProviders(three, run)).toEqual([]);
+        expect(inClusterChanges(run, changes)).toEqual([]);
     });
 
     test("the provider's clusterIdentifier names the kubeadm init, so only a new cluster replaces the provider", () => {
@@ -288,11 +331,30 @@ describe("previews of config changes (what a pull request's preview shows)", () 
         expect(provider.inputs.clusterIdentifier).toBe("k8s-dev/k8s-dev-cluster-control-plane-init-id");
         expect(provider.propertyDependencies.clusterIdentifier).toEqual(["k8s-dev-cluster-control-plane-init"]);
     });
+
+    test("the model sees what today's engine does with a kubeconfig a re-run step prints: every object previews as changed", async () => {
+        // The design this replaced: the provider's kubeconfig was cluster-ready's stdout. Rewire the
+        // recording that way and the same scale-out lists every object (shared/real-engine.md saw
+        // exactly this on a real engine: "~ update" with "inputs that are not known during preview").
+        const three = await runProgram({ ...minimal, workerCount: "3" });
+        const gated = (r: ProgramRun): ProgramRun => ({
+            ...r,
+            resources: r.resources.map((x) =>
+                x.type === "pulumi:providers:kubernetes"
+                    ? { ...x, propertyDependencies: { ...x.propertyDependencies, kubeconfig: ["k8s-dev-cluster-cluster-ready"] } }
+                    : x,
+            ),
+        });
+        const changes = previewChanges(gated(run), gated(three));
+        expect(unconfiguredProviders(gated(run), gated(three))).toEqual(["k8s-dev-cluster-k8s"]);
+        expect(changes.get("k8s-dev-app-deployment")).toBe("update");
+        expect(changes.get("k8s-dev-metallb-chart")).toBe("delete-children");
+    });
 });
 
 /**
  * The scale previews, as docs/lifecycle.md states them. cluster-ready is replaced because it waits
- * for one more node; the provider is updated (its kubeconfig is re-read), never replaced.
+ * for one more node; the provider does not change at all.
  */
 const workerThreeSteps = ["admit", "images", "join", "prepare", "revoke-token", "upgrade", "upgrade-drain", "upgrade-uncordon"].map(
     (s) => `cluster-worker-3-${s}`,
@@ -301,36 +363,107 @@ const EXPECTED_SCALE_OUT = {
     create: [...workerThreeSteps, "lb-member-3", "nodes-worker-3", "nodes-worker-3-ready"],
     // The HTTP check re-runs because the load balancer path has one more member.
     replace: ["app-reachable", "cluster-cluster-ready"],
-    update: ["cluster-k8s"],
 };
 const EXPECTED_SCALE_IN = {
     delete: [...workerThreeSteps, "lb-member-3", "nodes-worker-3", "nodes-worker-3-ready"],
     replace: ["app-reachable", "cluster-cluster-ready"],
-    update: ["cluster-k8s"],
 };
-/** Everything on the new VM runs again; the control plane only re-admits it and re-reads the kubeconfig. */
-const EXPECTED_WORKER_REPLACED = Object.fromEntries(
-    [
-        ...["nodes-worker-1", "nodes-worker-1-ready", "lb-member-1", "app-reachable", "cluster-cluster-ready"],
-        ...["admit", "images", "join", "prepare", "revoke-token"].map((s) => `cluster-worker-1-${s}`),
-    ]
-        .map((n) => [`k8s-dev-${n}`, "replace"])
-        // The new VM's in-place upgrade step re-runs once it has joined (aligning it to the cluster's patch).
-        .concat([["k8s-dev-cluster-k8s", "update"], ["k8s-dev-cluster-worker-1-upgrade", "update"]])
-        .sort(),
-);
+/** Everything on the new VM runs again; the control plane only re-admits it and waits for it to be Ready. */
+const workerOneRerun = ["admit", "images", "join", "prepare", "revoke-token"].map((s) => `cluster-worker-1-${s}`);
+const EXPECTED_WORKER_REPLACED = {
+    replace: ["app-reachable", "cluster-cluster-ready", ...workerOneRerun, "lb-member-1", "nodes-worker-1", "nodes-worker-1-ready"].sort(),
+    // The new VM's in-place upgrade step re-runs once it has joined (aligning it to the cluster's patch).
+    update: ["cluster-worker-1-upgrade"],
+};
+
+/**
+ * What `pulumi up` does to the workers' instance group, step by step, from a preview's changes: a
+ * model of the engine's replacement order (step_generator.go: create-before-delete by default, the
+ * old resource's delete at the end of the run; delete-before-replace first) and of the GCE calls
+ * the membership resource makes (create: addInstances; delete: removeInstances of the VM's name,
+ * skipped when the old state has retainOnDelete, step.go DeleteStep.Apply). A VM lost outside
+ * Pulumi is gone from the group already: GCE drops a deleted VM from its unmanaged groups.
+ */
+function groupAfterUp(state: ProgramRun, program: ProgramRun, changes: Map<string, string>, group: Set<string>): Set<string> {
+    const members = new Set(group);
+    const vmName = (membership: RecordedResource) => String(membership.inputs.instance).replace(/^selfLink\//, "").replace(/^k8s-dev-nodes-/, "k8s-dev-");
+    const atEnd: (() => void)[] = [];
+    const remove = (old: RecordedResource) => () => {
+        if (!old.retainOnDelete) {
+            members.delete(vmName(old));
+        }
+    };
+    for (const r of program.byType("gcp:compute/instanceGroupMembership:InstanceGroupMembership")) {
+        const old = state.resources.find((x) => x.name === r.name);
+        const change = changes.get(r.name);
+        if (change === "create") {
+            members.add(vmName(r));
+        } else if (change === "replace" && old) {
+            if (r.deleteBeforeReplace) {
+                remove(old)();
+                members.add(vmName(r));
+            } else {
+                members.add(vmName(r));
+                atEnd.push(remove(old));
+            }
+        }
+    }
+    atEnd.forEach((f) => f());
+    return members;
+}
 
 describe("previews of VM replacements", () => {
-    test("a worker VM replaced: its steps run again, its membership is renewed, the HTTP check re-runs; nothing in the cluster is replaced", () => {
+    test("a worker VM replaced: its steps run again, its membership is renewed, the HTTP check re-runs; the provider stays known, nothing in the cluster changes", () => {
         const changes = previewChanges(run, run, { replace: ["k8s-dev-nodes-worker-1"] });
-        expect(Object.fromEntries([...changes.entries()].sort())).toEqual(EXPECTED_WORKER_REPLACED);
+        expect(kinds(changes)).toEqual(EXPECTED_WORKER_REPLACED);
+        expect(unconfiguredProviders(run, run, { replace: ["k8s-dev-nodes-worker-1"] })).toEqual([]);
+    });
+
+    test("a worker VM lost outside Pulumi, refreshed and recreated: the same preview, and the new VM stays in the instance group", () => {
+        const state = refreshedWithout(run, "k8s-dev-nodes-worker-1");
+        const changes = previewChanges(state, run);
+        expect(kinds(changes)).toEqual({ ...EXPECTED_WORKER_REPLACED, create: ["nodes-worker-1"], replace: EXPECTED_WORKER_REPLACED.replace.filter((n) => n !== "nodes-worker-1") });
+        expect(inClusterChanges(run, changes)).toEqual([]);
+        // The lost VM already left the group; its membership is replaced create-before-delete, and
+        // the old membership's delete, at the end of the run, must not take the new VM out.
+        const before = new Set(["k8s-dev-worker-2"]);
+        expect([...groupAfterUp(state, run, changes, before)].sort()).toEqual(["k8s-dev-worker-1", "k8s-dev-worker-2"]);
+        expect(run.get("k8s-dev-lb-member-1").retainOnDelete).toBe(true);
     });
 });
 
+/**
+ * What the engine deletes, on a delete-before-replace of `root`, before `root` itself goes
+ * (step_generator.go calculateDependentReplacements): the resources that are replaced and reach it
+ * through property dependencies, a replacementTrigger or their provider, each link replaced too.
+ * `dependsOn` alone is not followed.
+ */
+function replacedBeforeRoot(r: ProgramRun, changes: Map<string, string>, root: string): Set<string> {
+    const fanOut = new Set<string>([root]);
+    let grew = true;
+    while (grew) {
+        grew = false;
+        for (const x of r.resources) {
+            if (fanOut.has(x.name) || changes.get(x.name) !== "replace") {
+                continue;
+            }
+            const links = [...x.dataDependencies, ...x.replacementTriggerDependencies, ...(x.provider ? [x.provider] : [])];
+            if (links.some((l) => fanOut.has(l))) {
+                fanOut.add(x.name);
+                grew = true;
+            }
+        }
+    }
+    fanOut.delete(root);
+    return fanOut;
+}
+
 describe("previews of the other transitions in docs/lifecycle.md", () => {
-    test("control-plane VM replaced: a new cluster; every worker re-joins it in place and everything in it is recreated", () => {
-        const changes = previewChanges(run, run, { replace: ["k8s-dev-nodes-control-plane"] });
+    test("control-plane VM replaced: a new cluster; everything in the old one is deleted while it still runs, every worker re-joins in place", () => {
+        const root = "k8s-dev-nodes-control-plane";
+        const changes = previewChanges(run, run, { replace: [root] });
         const of = (n: string) => changes.get(`k8s-dev-${n}`);
+        expect(run.get(root).deleteBeforeReplace).toBe(true);
         for (const s of ["ready"]) {
             expect(of(`nodes-control-plane-${s}`)).toBe("replace");
         }
@@ -339,7 +472,7 @@ describe("previews of the other transitions in docs/lifecycle.md", () => {
         }
         for (const w of ["worker-1", "worker-2"]) {
             // A new token from the new control plane; the join re-runs on the same VM (an update:
-            // kubeadm-join.sh sees the CA change, resets and joins the new cluster).
+            // kubeadm-join.sh sees a new cluster UID, resets the node and joins the new cluster).
             expect([of(`cluster-${w}-admit`), of(`cluster-${w}-join`), of(`cluster-${w}-revoke-token`)]).toEqual(["replace", "update", "replace"]);
             // Workers are reached through the control plane, pinned to its host key (docs/node-access.md):
             // the new key re-runs their prepare and image steps as updates, which are no-ops there.
@@ -353,8 +486,16 @@ describe("previews of the other transitions in docs/lifecycle.md", () => {
         for (const o of k8sObjects) {
             expect({ name: o.name, change: changes.get(o.name) }).toEqual({ name: o.name, change: "replace" });
         }
-        // The API address, the network and the load balancer stay.
-        expect([...changes.keys()].filter((n) => run.get(n).type.startsWith("gcp:")).sort()).toEqual(["k8s-dev-nodes-control-plane"]);
+        // The VM is delete-before-replace, so the engine deletes all of them, and the provider, before
+        // the old VM: through the old provider, while the old cluster still answers. No
+        // PULUMI_K8S_DELETE_UNREACHABLE is needed.
+        const first = replacedBeforeRoot(run, changes, root);
+        expect(first).toContain("k8s-dev-cluster-k8s");
+        for (const o of k8sObjects) {
+            expect({ name: o.name, deletedFirst: first.has(o.name) }).toEqual({ name: o.name, deletedFirst: true });
+        }
+        // The API address, the network, the load balancer and the cluster's identity stay.
+        expect([...changes.keys()].filter((n) => run.get(n).type.startsWith("gcp:") || run.get(n).type.startsWith("tls:")).sort()).toEqual([root]);
     });
 
     test("machine type change: the VMs are updated in place, nothing else changes in the preview", async () => {

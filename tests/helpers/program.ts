@@ -7,6 +7,8 @@
  */
 import type * as pulumiType from "@pulumi/pulumi";
 import { createHash } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
 
 export const projectName = "kubeadm-gcp";
 
@@ -33,6 +35,9 @@ export interface RecordedResource {
     /** Name of the explicit provider resource, if one was passed. */
     provider?: string;
     ignoreChanges: string[];
+    /** The `deleteBeforeReplace` and `retainOnDelete` options. */
+    deleteBeforeReplace: boolean;
+    retainOnDelete: boolean;
     /** A provider-backed resource rather than one of this project's components. */
     custom: boolean;
 }
@@ -94,8 +99,20 @@ export function mockInvoke(token: string, inputs: Record<string, any>): Record<s
     }
 }
 
+/** A real CA certificate (tests/fixtures/pki), handed out as every tls.SelfSignedCert's: the program parses the cluster CA's. */
+export const fixtureCaCertPem = fs.readFileSync(path.join(__dirname, "..", "fixtures", "pki", "ca.crt"), "utf8");
+
+/** The expiry the mocks give every stack-issued client certificate. */
+export const fakeCertificateExpiry = "2027-12-06T00:00:00Z";
+
 function mockState(type: string, name: string, inputs: Record<string, any>): Record<string, any> {
     switch (type) {
+        case "tls:index/selfSignedCert:SelfSignedCert":
+            return { ...inputs, certPem: fixtureCaCertPem, validityEndTime: "2036-12-04T00:00:00Z" };
+        case "tls:index/locallySignedCert:LocallySignedCert":
+            return { ...inputs, certPem: `-----BEGIN CERTIFICATE-----\ncert-of:${name}\n-----END CERTIFICATE-----\n`, validityEndTime: fakeCertificateExpiry };
+        case "tls:index/certRequest:CertRequest":
+            return { ...inputs, certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\ncsr-of:${name}\n-----END CERTIFICATE REQUEST-----\n` };
         case "gcp:compute/address:Address":
             return { ...inputs, address: fakeIp(name), selfLink: `selfLink/${name}` };
         case "gcp:compute/instance:Instance": {
@@ -113,6 +130,8 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
                 ...inputs,
                 privateKeyOpenssh: "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n",
                 publicKeyOpenssh: "ssh-ed25519 AAAAfakepublickey\n",
+                privateKeyPem: `-----BEGIN RSA PRIVATE KEY-----\nkey-of:${name}\n-----END RSA PRIVATE KEY-----\n`,
+                publicKeyPem: `-----BEGIN PUBLIC KEY-----\npublic-key-of:${name}\n-----END PUBLIC KEY-----\n`,
             };
         case "command:remote:Command":
         case "command:local:Command":
@@ -216,6 +235,8 @@ export async function recordUnderMocks<T>(
                 secretInputs: [],
                 additionalSecretOutputs: [...(((args.opts as any).additionalSecretOutputs as string[] | undefined) ?? [])],
                 ignoreChanges: [...(args.opts.ignoreChanges ?? [])],
+                deleteBeforeReplace: (args.opts as pulumiType.CustomResourceOptions).deleteBeforeReplace === true,
+                retainOnDelete: args.opts.retainOnDelete === true,
                 // instanceof, not isInstance: the transformation runs inside the constructor, before
                 // CustomResource sets its marker; the prototype is already in place. A remote
                 // component (helm.v4.Chart) is a component, not a custom resource.
@@ -332,25 +353,62 @@ export function transitiveDependencies(recording: Recording, name: string): Set<
     return seen;
 }
 
-export type Change = "create" | "update" | "replace" | "delete";
+/**
+ * What a preview lists for a resource. "delete-children": a remote component (a helm.v4.Chart) whose
+ * provider cannot be configured during preview; it is not constructed, so every child it had is
+ * listed as deleted (the `up` itself constructs it again and changes nothing).
+ */
+export type Change = "create" | "update" | "replace" | "delete" | "delete-children";
+
+/** The options of a preview: what `pulumi up --replace` names, and what the last deployment left in the state. */
+export interface PreviewOptions {
+    /** Resources replaced regardless of their inputs (`pulumi up --replace`). */
+    replace?: string[];
+}
+
+/** pulumi-kubernetes provider inputs that name the cluster (provider.go DiffConfig). */
+const kubernetesClusterInputs = ["kubeconfig", "context", "cluster"];
 
 /**
- * What `pulumi preview` would show when the program moves from `before` to `after` (e.g. two
- * configs): the PR preview, made testable. A model of the engine's diff, kept to the rules this
- * program relies on:
- *   - a resource only in `after` is created, one only in `before` deleted;
- *   - a resource whose inputs differ, or depend on an output that is unknown during preview, is
- *     updated; outputs of created and replaced resources are unknown during preview;
- *   - it is replaced when the difference reaches a property that forces replacement: a command's
- *     `triggers`, a `replacementTrigger`, or a Kubernetes provider's `kubeconfig` unless the
- *     provider has a known, unchanged `clusterIdentifier` (pulumi-kubernetes DiffConfig);
- *   - a resource whose explicit provider is replaced is replaced;
- *   - `replace` names resources replaced regardless (as `pulumi up --replace`, or a VM recreated).
+ * What `pulumi preview` would show when the program moves from `before` (the state: what the last
+ * deployment registered) to `after` (this evaluation): the PR preview, made testable. A model of the
+ * engine's diff, kept to the rules this program relies on, each read in pulumi/pulumi (engine) and
+ * pulumi-kubernetes (provider):
+ *   - a resource only in `after` is created, one only in `before` deleted; outputs of created and
+ *     replaced resources are unknown during preview;
+ *   - an input differs, or depends (property dependency) on an unknown output: update, unless that
+ *     input is in `ignoreChanges` (the stored value is kept);
+ *   - replaced when the difference reaches a property that forces replacement: a command's
+ *     `triggers` (pulumi-command), a `replacementTrigger` that differs or is unknown
+ *     (step_generator.go shouldTriggerReplace), and for a Kubernetes provider its DiffConfig
+ *     (provider/pkg/provider/provider.go): a changed or unknown `clusterIdentifier` replaces it; a
+ *     changed or unknown kubeconfig replaces it unless `clusterIdentifier` is set and unchanged;
+ *   - a resource whose provider is replaced is replaced (step_generator.go providerChanged);
+ *   - a resource whose provider keeps any input unknown is listed as an update: the engine does not
+ *     configure such a provider, whose Diff then answers DiffUnavailable ("The provider for this
+ *     resource has inputs that are not known during preview", plugin/provider_plugin.go), which
+ *     continueStepsFromDiff turns into DiffSome; a remote component through it (a chart) cannot be
+ *     constructed, so its children are listed as deleted ("delete-children");
+ *   - a known, changed provider input that does not replace it is an update of the provider only:
+ *     the registry configures the new instance at preview and its resources are diffed with it
+ *     (deploy/providers/registry.go Update);
+ *   - `dependsOn` alone never changes or replaces a dependent.
  * Resources with no change are left out of the result.
  */
-export function previewChanges(before: Recording, after: Recording, options: { replace?: string[] } = {}): Map<string, Change> {
+export function previewChanges(before: Recording, after: Recording, options: PreviewOptions = {}): Map<string, Change> {
+    return simulatePreview(before, after, options).changes;
+}
+
+/** Providers whose inputs a preview from `before` to `after` cannot know (so it cannot configure them). */
+export function unconfiguredProviders(before: Recording, after: Recording, options: PreviewOptions = {}): string[] {
+    return [...simulatePreview(before, after, options).unconfigured].sort();
+}
+
+function simulatePreview(before: Recording, after: Recording, options: PreviewOptions): { changes: Map<string, Change>; unconfigured: Set<string> } {
     const changes = new Map<string, Change>();
     const unknownOutputs = new Set<string>();
+    /** Providers configured with an unknown input during preview. */
+    const unconfigured = new Set<string>();
     const previous = new Map(before.resources.map((r) => [r.name, r]));
     const current = new Map(after.resources.map((r) => [r.name, r]));
     const done = new Set<string>();
@@ -366,7 +424,12 @@ export function previewChanges(before: Recording, after: Recording, options: { r
                 visit(dep);
             }
         }
+        const providerReplaced = r.provider !== undefined && changes.get(r.provider) === "replace";
+        const providerUnknown = r.provider !== undefined && unconfigured.has(r.provider);
         if (!r.custom) {
+            if (r.provider !== undefined && previous.has(r.name) && (providerReplaced || providerUnknown)) {
+                changes.set(r.name, providerReplaced ? "replace" : "delete-children");
+            }
             return;
         }
         const old = previous.get(r.name);
@@ -379,25 +442,29 @@ export function previewChanges(before: Recording, after: Recording, options: { r
         const unknown = (k: string) => (r.propertyDependencies[k] ?? []).some((d) => unknownOutputs.has(d));
         // ignoreChanges keeps the stored value of those inputs, so they never show as a change.
         const changed = [...keys].filter((k) => !r.ignoreChanges.includes(k) && (unknown(k) || !same(old.inputs[k], r.inputs[k])));
+        const isKubernetesProvider = r.type === "pulumi:providers:kubernetes";
         const forcesReplace = (k: string): boolean => {
             if (r.type.startsWith("command:")) {
                 return k === "triggers";
             }
-            if (r.type === "pulumi:providers:kubernetes" && k === "kubeconfig") {
+            if (isKubernetesProvider) {
                 const id = "clusterIdentifier";
-                return r.inputs[id] === undefined || unknown(id) || !same(old.inputs[id], r.inputs[id]);
+                const idUnchanged = r.inputs[id] !== undefined && !unknown(id) && same(old.inputs[id], r.inputs[id]);
+                return k === id ? !idUnchanged : kubernetesClusterInputs.includes(k) && !idUnchanged;
             }
             return false;
         };
         const triggerChanged =
             r.replacementTrigger !== undefined &&
             (r.replacementTriggerDependencies.some((d) => unknownOutputs.has(d)) || !same(old.replacementTrigger, r.replacementTrigger));
-        const providerReplaced = r.provider !== undefined && changes.get(r.provider) === "replace";
         if (options.replace?.includes(r.name) || triggerChanged || providerReplaced || changed.some(forcesReplace)) {
             changes.set(r.name, "replace");
             unknownOutputs.add(r.name);
-        } else if (changed.length > 0) {
+        } else if (changed.length > 0 || providerUnknown) {
             changes.set(r.name, "update");
+        }
+        if (r.type.startsWith("pulumi:providers:") && changes.get(r.name) !== "replace" && Object.keys(r.inputs).some(unknown)) {
+            unconfigured.add(r.name);
         }
     };
     after.resources.forEach(visit);
@@ -406,7 +473,15 @@ export function previewChanges(before: Recording, after: Recording, options: { r
             changes.set(r.name, "delete");
         }
     }
-    return changes;
+    return { changes, unconfigured };
+}
+
+/** The Kubernetes objects and charts `changes` lists: empty when a preview touches nothing in the cluster. */
+export function inClusterChanges(recording: Recording, changes: Map<string, Change>): string[] {
+    return [...changes.keys()].filter((n) => {
+        const r = recording.resources.find((x) => x.name === n);
+        return r !== undefined && r.type.startsWith("kubernetes:");
+    });
 }
 
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
