@@ -88,21 +88,21 @@ main() {
     require_match CA_CERT_HASH "$CA_CERT_HASH" '^sha256:[a-f0-9]{64}$' "sha256:<64 hex digits>"
     require_match CLUSTER_UID "$CLUSTER_UID" "$UID_RE" "a UUID"
 
-    local line=""
+    local line="" was have_ca
     IFS= read -r line || true
+    was="$(joined_uid)"
+    have_ca="$(local_ca_hash)"
+    if [[ -f $KUBELET_CONF && $have_ca == "$CA_CERT_HASH" && $was == "$CLUSTER_UID" ]]; then
+        log "$NODE_NAME has already joined this cluster ($CLUSTER_UID, the stack's CA); nothing to do"
+        return 0
+    fi
+
     [[ -n ${line//[[:space:]]/} ]] || die "no join command on stdin (expected the output of join-token.sh)"
     parse_join_command "$line"
     [[ $ca_hash == "$CA_CERT_HASH" ]] ||
-        die "the join command pins another CA than the stack's ($CA_CERT_HASH): the control plane at $endpoint does not run with the stack's identity. Re-run pulumi up; if it persists, see docs/identity.md"
+        die "the join command pins another CA than the stack's ($CA_CERT_HASH): the control plane at $endpoint does not run with the stack's identity (see docs/identity.md)"
 
     if [[ -f $KUBELET_CONF ]]; then
-        local was have_ca
-        was="$(joined_uid)"
-        have_ca="$(local_ca_hash)"
-        if [[ $have_ca == "$CA_CERT_HASH" && $was == "$CLUSTER_UID" ]]; then
-            log "$NODE_NAME has already joined this cluster ($CLUSTER_UID, the stack's CA); nothing to do"
-            return 0
-        fi
         if [[ $have_ca != "$CA_CERT_HASH" ]]; then
             warn "$NODE_NAME was joined to a cluster with another CA (its $CLUSTER_CA is not the stack's); running kubeadm reset -f and joining the cluster at $endpoint"
         else

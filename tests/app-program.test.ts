@@ -24,7 +24,7 @@ test("every Kubernetes object the program declares passes schema validation", ()
     expect(kubernetesObjectProblems(objects)).toEqual([]);
 });
 
-test("every Kubernetes resource uses the cluster's provider, built from the gated kubeconfig", () => {
+test("every Kubernetes resource uses the cluster's provider", () => {
     const provider = run.byType("pulumi:providers:kubernetes");
     expect(provider).toHaveLength(1);
     for (const x of k8sResources(run)) {
@@ -84,7 +84,7 @@ test.each([1, 2, 5])("the load balancer's instance group has exactly the %i work
     expect(members.every((m) => m.inputs.instanceGroup === groups[0].inputs.name)).toBe(true);
 });
 
-test("the app waits for the cluster: its resources depend on the kubeconfig gate through the provider", () => {
+test("the app waits for the cluster: its resources depend on every node being Ready through the provider", () => {
     const provider = run.byType("pulumi:providers:kubernetes")[0];
-    expect(provider.dataDependencies).toContain("k8s-dev-cluster-cluster-ready");
+    expect(provider.dependsOn).toContain("k8s-dev-cluster-cluster-ready");
 });

@@ -78,7 +78,7 @@ describe("nodes", () => {
     });
 
     test("SSH: the stack's ED25519 key in metadata, OS Login off, project keys blocked, guest attributes on", () => {
-        const keys = run.byType("tls:index/privateKey:PrivateKey");
+        const keys = run.byType("tls:index/privateKey:PrivateKey").filter((k) => k.parent === "k8s-dev-nodes");
         expect(keys).toHaveLength(1);
         expect(keys[0].inputs.algorithm).toBe("ED25519");
         for (const vm of instances(run)) {

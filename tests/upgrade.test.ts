@@ -2,7 +2,7 @@
  * components/upgrade.ts: the pure decisions directly; the steps' graph under the mock runtime.
  */
 import {
-    ClusterState, credentialsRenewalKey, KubernetesChangeRefused, planKubernetesChange, renewalDue,
+    ClusterState, credentialsRenewalKey, KubernetesChangeRefused, planKubernetesChange, renewalDue, selfStackReferenceName,
 } from "../components/upgrade";
 import { renderedMarker } from "../components/scripts";
 import { supportedKubernetesMinors, versions } from "../components/versions";
@@ -210,11 +210,56 @@ describe("readClusterState", () => {
         const outputs = { kubernetesVersion: "v1.36.3", adminCredentialsExpire: "2027-11-26T09:00:00Z", credentialsRenewal: "initial" };
         const { state, reference } = await readClusterStateUnderMocks(outputs, "dev");
         expect(state).toEqual(outputs);
-        expect(reference.inputs.name).toBe("organization/kubeadm-gcp/dev");
+        // A diy backend (organization "organization"): the bare stack name, which both of its layouts read.
+        expect(reference.inputs.name).toBe("dev");
     });
 
     test("before the first deployment every field is undefined", async () => {
         const { state } = await readClusterStateUnderMocks({});
         expect(state).toEqual({ kubernetesVersion: undefined, adminCredentialsExpire: undefined, credentialsRenewal: undefined });
+    });
+});
+
+/**
+ * The diy (file) backend's two readers of a stack reference, as pulumi/pulumi pkg/backend/diy/store.go
+ * has them: the legacy layout (no .pulumi/meta.yaml with version 1) takes only a stack name
+ * (tokens.ParseStackName: letters, digits, "-", "_", "."); the project layout takes <stack>,
+ * organization/<stack> or organization/<project>/<stack>, a missing project being the current one.
+ * Each returns the stack it names as "<project>/<stack>" (legacy: "/<stack>"), or throws as the CLI fails.
+ */
+const stackNameRe = /^[A-Za-z0-9_.-]+$/;
+const diyReaders = {
+    legacy: (ref: string) => {
+        if (!stackNameRe.test(ref)) {
+            throw new Error(`a stack name may only contain alphanumeric, hyphens, underscores, or periods: ${ref}`);
+        }
+        return `/${ref}`;
+    },
+    project: (ref: string, currentProject: string) => {
+        const parts = ref.split("/");
+        const [org, project, name] = parts.length === 3 ? parts : parts.length === 2 ? [parts[0], currentProject, parts[1]] : ["organization", currentProject, parts[0]];
+        if (org !== "organization") {
+            throw new Error("organization name must be 'organization'");
+        }
+        if (!stackNameRe.test(name)) {
+            throw new Error(`invalid stack name ${name}`);
+        }
+        return `${project}/${name}`;
+    },
+};
+
+describe("selfStackReferenceName: the program finds its own last deployment on every backend", () => {
+    test.each(["dev", "prod.eu-1"])("a diy backend, legacy layout or project layout: stack %s reads itself", (stack) => {
+        const ref = selfStackReferenceName("organization", "kubeadm-gcp", stack);
+        expect(diyReaders.legacy(ref)).toBe(`/${stack}`);
+        expect(diyReaders.project(ref, "kubeadm-gcp")).toBe(`kubeadm-gcp/${stack}`);
+    });
+
+    test("the fully qualified name the program used before fails on the legacy layout (what this replaced)", () => {
+        expect(() => diyReaders.legacy("organization/kubeadm-gcp/dev")).toThrow(/may only contain/);
+    });
+
+    test("Pulumi Cloud (a real organization): fully qualified, so another default organization cannot be read instead", () => {
+        expect(selfStackReferenceName("acme", "kubeadm-gcp", "dev")).toBe("acme/kubeadm-gcp/dev");
     });
 });

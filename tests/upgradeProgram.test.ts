@@ -4,7 +4,8 @@
  * renewal that falls due previews only the credentials and the kubeconfig, and a bad bump is
  * refused before any resource is declared. The steps' own order is in tests/upgrade.test.ts.
  */
-import { previewChanges, ProgramRun, runProgram } from "./helpers/program";
+import { planClientCredentials, rotationDays } from "../components/identity";
+import { inClusterChanges, previewChanges, ProgramRun, runProgram, unconfiguredProviders } from "./helpers/program";
 
 const minimal = { "gcp:project": "test-project" };
 const inAYear = "2027-11-20T10:00:00Z";
@@ -46,25 +47,63 @@ test("a second `up` with nothing changed previews nothing", async () => {
     expect(grouped(previewChanges(up135, again))).toEqual({});
 });
 
-test("1.35 -> 1.36: the preview shows the upgrade steps and the kubeconfig they renew, and nothing else", async () => {
+test("1.35 -> 1.36: the preview shows the upgrade steps and the certificates' expiry read again, nothing else; the provider stays known", async () => {
     const up136 = await runProgram({ ...minimal, kubernetesVersion: "1.36" }, "dev", undefined, at135, printing("v1.36.3", "2027-12-01T10:00:00Z"));
     const upgradeSteps = ["control-plane-upgrade", ...["worker-1", "worker-2"].flatMap((w) => ["upgrade-drain", "upgrade", "upgrade-uncordon"].map((s) => `${w}-${s}`))];
-    expect(grouped(previewChanges(up135, up136))).toEqual({
+    const changes = previewChanges(up135, up136);
+    expect(grouped(changes)).toEqual({
         // Every node's packages and kubeadm's upgrade, in turn; the prepare steps stay as they are.
-        update: [...upgradeSteps.map((s) => `cluster-${s}`), "cluster-k8s"].sort(),
-        // `kubeadm upgrade apply` renews the certificates: the expiry is read again, and with it the
-        // kubeconfig the provider uses (an update of the provider: clusterIdentifier is unchanged).
-        replace: ["cluster-cluster-ready", "cluster-credentials"],
+        update: upgradeSteps.map((s) => `cluster-${s}`).sort(),
+        // `kubeadm upgrade apply` renews kubeadm's certificates: their expiry is read again. The
+        // provider's credentials are the stack's own, so neither it nor anything in the cluster moves.
+        replace: ["cluster-credentials"],
     });
+    expect(unconfiguredProviders(up135, up136)).toEqual([]);
+    expect(inClusterChanges(up136, changes)).toEqual([]);
     expect(up136.outputs.kubernetesVersion).toBe("v1.36.3");
 });
 
-test("renewal falls due: only the credentials step, the kubeconfig it feeds and the provider change", async () => {
+test("kubeadm's certificates fall due: only the credentials step changes", async () => {
     const soon = { ...at135, adminCredentialsExpire: new Date(Date.now() + 10 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, "Z") };
     const before = await runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, { ...at135, adminCredentialsExpire: inAYear }, printing("v1.35.9", soon.adminCredentialsExpire));
     const due = await runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, soon, printing("v1.35.9", inAYear));
     expect(due.outputs.credentialsRenewal).toBe(`renew-before-${soon.adminCredentialsExpire}`);
-    expect(grouped(previewChanges(before, due))).toEqual({ replace: ["cluster-cluster-ready", "cluster-credentials"], update: ["cluster-k8s"] });
+    expect(grouped(previewChanges(before, due))).toEqual({ replace: ["cluster-credentials"] });
+});
+
+describe("the provider's client certificate renews itself", () => {
+    const dayMs = 86_400_000;
+    /** The first day of one of slot a's periods, and what the program does around it. */
+    const boundary = new Date(115 * rotationDays * dayMs);
+    const at = (days: number) => new Date(boundary.getTime() + days * dayMs);
+
+    test("crossing a slot's period: that slot is re-issued, the provider moves to the other (known) certificate, nothing in the cluster changes", async () => {
+        expect([planClientCredentials(at(-1)).inUse, planClientCredentials(at(0.5)).inUse]).toEqual(["a", "b"]);
+        const before = await runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(-1));
+        const after = await runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(0.5));
+        const changes = previewChanges(before, after);
+        expect(grouped(changes)).toEqual({
+            replace: ["identity-admin-a", "identity-admin-a-csr", "identity-admin-a-key"],
+            update: ["cluster-k8s"],
+        });
+        expect(unconfiguredProviders(before, after)).toEqual([]);
+        expect(inClusterChanges(after, changes)).toEqual([]);
+    });
+
+    test("an `up` after more than half a period without one re-issues both slots: only then is the provider unknown in the preview", async () => {
+        const before = await runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(-1));
+        const later = await runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(rotationDays / 2 + 1));
+        const changes = previewChanges(before, later);
+        expect(unconfiguredProviders(before, later)).toEqual(["k8s-dev-cluster-k8s"]);
+        expect(changes.get("k8s-dev-identity-admin-a")).toBe("replace");
+        expect(changes.get("k8s-dev-identity-admin-b")).toBe("replace");
+    });
+
+    test("within a period a second evaluation changes nothing", async () => {
+        const first = await runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(1));
+        const again = await runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(40));
+        expect(grouped(previewChanges(first, again))).toEqual({});
+    });
 });
 
 test.each([

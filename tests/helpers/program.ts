@@ -379,7 +379,8 @@ const kubernetesClusterInputs = ["kubeconfig", "context", "cluster"];
  *   - an input differs, or depends (property dependency) on an unknown output: update, unless that
  *     input is in `ignoreChanges` (the stored value is kept);
  *   - replaced when the difference reaches a property that forces replacement: a command's
- *     `triggers` (pulumi-command), a `replacementTrigger` that differs or is unknown
+ *     `triggers` (pulumi-command), any input of a tls key or certificate but `earlyRenewalHours`
+ *     (terraform-provider-tls), a `replacementTrigger` that differs or is unknown
  *     (step_generator.go shouldTriggerReplace), and for a Kubernetes provider its DiffConfig
  *     (provider/pkg/provider/provider.go): a changed or unknown `clusterIdentifier` replaces it; a
  *     changed or unknown kubeconfig replaces it unless `clusterIdentifier` is set and unchanged;
@@ -447,6 +448,11 @@ function simulatePreview(before: Recording, after: Recording, options: PreviewOp
             if (r.type.startsWith("command:")) {
                 return k === "triggers";
             }
+            if (r.type.startsWith("tls:")) {
+                // terraform-provider-tls: every input of its keys, requests and certificates carries a
+                // RequiresReplace plan modifier but early_renewal_hours (internal/provider/*_resource.go).
+                return k !== "earlyRenewalHours";
+            }
             if (isKubernetesProvider) {
                 const id = "clusterIdentifier";
                 const idUnchanged = r.inputs[id] !== undefined && !unknown(id) && same(old.inputs[id], r.inputs[id]);
@@ -493,6 +499,32 @@ export async function runProgram(
     previous: Record<string, string> = {},
     /** What a command prints, by logical name, where a test needs more than `fakeStdout` (e.g. a version). */
     stdoutOf: (name: string) => string | undefined = () => undefined,
+    /** The moment the program runs at (its clock decides renewals); default: now. Only Date is faked. */
+    now?: Date,
+): Promise<ProgramRun> {
+    if (now === undefined) {
+        return runProgramNow(config, stack, invoke, previous, stdoutOf);
+    }
+    jest.useFakeTimers({ now, doNotFake: timersThatKeepRunning });
+    try {
+        return await runProgramNow(config, stack, invoke, previous, stdoutOf);
+    } finally {
+        jest.useRealTimers();
+    }
+}
+
+/** Everything jest can fake but the clock: the mock runtime's promises and timers keep running. */
+const timersThatKeepRunning: Extract<Parameters<typeof jest.useFakeTimers>[0], { doNotFake?: unknown }>["doNotFake"] = [
+    "hrtime", "nextTick", "performance", "queueMicrotask", "requestAnimationFrame", "cancelAnimationFrame", "requestIdleCallback",
+    "cancelIdleCallback", "setImmediate", "clearImmediate", "setInterval", "clearInterval", "setTimeout", "clearTimeout",
+];
+
+async function runProgramNow(
+    config: Record<string, string>,
+    stack: string,
+    invoke: MockInvoke | undefined,
+    previous: Record<string, string>,
+    stdoutOf: (name: string) => string | undefined,
 ): Promise<ProgramRun> {
     const allConfig: Record<string, string> = {};
     for (const [key, value] of Object.entries(config)) {
