@@ -82,8 +82,8 @@ joined_uid() {
 
 main() {
     : "${NODE_NAME:?NODE_NAME is required (this worker node name)}"
-    : "${CA_CERT_HASH:?CA_CERT_HASH is required (the stack's CA pin, sha256:<hex>)}"
-    : "${CLUSTER_UID:?CLUSTER_UID is required (the cluster's UID, printed by kubeadm-init.sh)}"
+    : "${CA_CERT_HASH:?CA_CERT_HASH is required (the pin of the stack CA, sha256:<hex>)}"
+    : "${CLUSTER_UID:?CLUSTER_UID is required (the cluster UID that kubeadm-init.sh printed)}"
     require_node_name NODE_NAME "$NODE_NAME"
     require_match CA_CERT_HASH "$CA_CERT_HASH" '^sha256:[a-f0-9]{64}$' "sha256:<64 hex digits>"
     require_match CLUSTER_UID "$CLUSTER_UID" "$UID_RE" "a UUID"

@@ -189,9 +189,12 @@ ensure_go() {
 	setup_log "using $(go version) at $go_bin"
 }
 
-# 3.208 is the first engine that honours the replacementTrigger option (pulumi/pulumi#20936), which
-# renews a worker's load balancer membership with its VM.
-pulumi_minimum_minor=208
+# The oldest engine this program previews truthfully with: 3.208 introduced the replacementTrigger
+# option (pulumi/pulumi#20936) that renews a worker's load balancer membership and the provider's
+# client keys, but until 3.226.0 the engine compared an output-wrapped trigger with the stored value
+# and previewed every such resource as replaced on every run (pulumi/pulumi#22119). The e2e test and
+# the workflows read this line.
+pulumi_minimum_minor=226
 
 require_pulumi() {
 	local version minor

@@ -56,6 +56,8 @@ export interface ControlPlane {
     adminConf: string;
     /** https://127.0.0.1:<port> */
     server: string;
+    /** What `kubeadm init phase certs all` printed (which files it generated, which it found). */
+    certsLog: string;
     /** Runs the real kubectl as the admin; never throws. */
     kubectl(args: string[], input?: string): SpawnSyncReturns<string>;
     /** Like kubectl, but throws with stderr unless it exits 0; returns stdout. */
@@ -126,7 +128,15 @@ process.on("exit", () => {
     }
 });
 
-export async function startControlPlane(): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+    /**
+     * Files to place in /etc/kubernetes/pki before kubeadm makes the rest, as a stack-owned identity
+     * is (kubeadm-init.sh installs it before `kubeadm init`): e.g. { "ca.crt": ..., "ca.key": ... }.
+     */
+    pki?: Record<string, string>;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
     for (const file of [binaries.etcd, binaries.apiServer, binaries.controllerManager, binaries.kubeadm, binaries.kubectl]) {
         if (!fs.existsSync(file)) {
             throw new Error(`${file} not found: run tests/controlplane/build.sh (npm run test:controlplane does it first)`);
@@ -164,7 +174,10 @@ export async function startControlPlane(): Promise<ControlPlane> {
             "",
         ].join("\n"),
     );
-    runOk(binaries.kubeadm, ["init", "phase", "certs", "all", "--config", kubeadmConfig]);
+    for (const [file, text] of Object.entries(options.pki ?? {})) {
+        fs.writeFileSync(path.join(pki, file), text, { mode: file.endsWith(".key") ? 0o600 : 0o644 });
+    }
+    const certsLog = runOk(binaries.kubeadm, ["init", "phase", "certs", "all", "--config", kubeadmConfig]);
     for (const kubeconfig of ["admin", "super-admin", "controller-manager"]) {
         runOk(binaries.kubeadm, ["init", "phase", "kubeconfig", kubeconfig, "--config", kubeadmConfig, "--kubeconfig-dir", kubernetesDir]);
     }
@@ -313,5 +326,5 @@ export async function startControlPlane(): Promise<ControlPlane> {
         });
     };
 
-    return { dir, root, adminConf, server, kubectl, kubectlOk, runScript, startProcess, stop };
+    return { dir, root, adminConf, server, certsLog, kubectl, kubectlOk, runScript, startProcess, stop };
 }

@@ -9,6 +9,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { ControlPlanePkiFile, controlPlanePkiFiles, renderPkiBundle } from "../../components/identity";
 import { runProgram } from "../helpers/program";
 import { callsTo, createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
 import { binaries, ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
@@ -104,34 +105,27 @@ describe("join-token.sh and revoke-join-token.sh with the real kubeadm", () => {
 });
 
 describe("cluster-ready.sh", () => {
-    const publicEndpoint = "https://203.0.113.10:6443";
-
-    test("prints the admin kubeconfig, naming the public endpoint, once every node is Ready", async () => {
+    test("succeeds once every node is Ready, not before, printing nothing on stdout", async () => {
         createNode("ready-1", true);
         createNode("ready-2", false);
         let finishedAt = 0;
-        const pending = runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 ready-2", PUBLIC_ENDPOINT: publicEndpoint, TIMEOUT_SECONDS: "60" }, { POLL_INTERVAL_SECONDS: "1" }).then(
+        const pending = runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 ready-2", TIMEOUT_SECONDS: "60" }, { POLL_INTERVAL_SECONDS: "1" }).then(
             (result) => ((finishedAt = Date.now()), result),
         );
         await sleep(3000);
         const readyAt = Date.now();
         setNodeReady("ready-2", true);
         const r = await pending;
-        // It waited for ready-2 rather than printing the kubeconfig while a node was not Ready.
+        // It waited for ready-2: the provider, which waits for this step, never meets a node that is not Ready.
         expect(finishedAt).toBeGreaterThanOrEqual(readyAt);
         expect(r.status).toBe(0);
         expect(r.stderr).toMatch(/node ready-1 is Ready\n.*node ready-2 is Ready\n/);
-        const servers = r.stdout.split("\n").filter((l) => /^\s*server:/.test(l));
-        expect(servers.map((l) => l.trim())).toEqual([`server: ${publicEndpoint}`]);
-        // The same credentials work against the API server (here reached on loopback).
-        const kubeconfig = path.join(cp.dir, "printed-kubeconfig");
-        fs.writeFileSync(kubeconfig, r.stdout, { mode: 0o600 });
-        expect(cp.kubectlOk([`--kubeconfig=${kubeconfig}`, `--server=${cp.server}`, "get", "node", "ready-1", "-o", "name"]).trim()).toBe("node/ready-1");
+        expect(r.stdout).toBe("");
     });
 
     test("a node that never becomes Ready times out with the message, printing nothing", async () => {
         createNode("never-ready", false);
-        const r = await runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 never-ready missing-node", PUBLIC_ENDPOINT: publicEndpoint, TIMEOUT_SECONDS: "4" }, { POLL_INTERVAL_SECONDS: "1" });
+        const r = await runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 never-ready missing-node", TIMEOUT_SECONDS: "4" }, { POLL_INTERVAL_SECONDS: "1" });
         expect(r.status).not.toBe(0);
         expect(r.stdout).toBe("");
         expect(r.stderr).toMatch(/timed out after 4s; nodes not Ready: never-ready \(not Ready\) missing-node \(not registered\)/);
@@ -211,6 +205,9 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
     });
 });
 
+/** kubeadm-init.sh's stdin: the stack's PKI (text stands in for the PEM blocks; tests/controlplane/identity.test.ts uses real ones). */
+const pkiBundle = renderPkiBundle(Object.fromEntries(controlPlanePkiFiles.map((f) => [f, `-----BEGIN TEST-----\n${f}\n-----END TEST-----`])) as Record<ControlPlanePkiFile, string>);
+
 describe("kubeadm-init.sh on a control plane whose API answers (the real API server; kubeadm stubbed)", () => {
     // The real kubectl answers the script's checks; the stub kubeadm records which init phases run.
     const settings = {
@@ -236,7 +233,7 @@ describe("kubeadm-init.sh on a control plane whose API answers (the real API ser
 
     test("an init that stopped after admin.conf: it names what is missing in the cluster and re-runs the remaining phases", () => {
         const sb = controlPlaneSandbox();
-        const r = runStubbed(sb, "kubeadm-init", settings, { env: { STUB_KUBEADM_VERSION: kubernetesRelease } });
+        const r = runStubbed(sb, "kubeadm-init", settings, { input: pkiBundle, env: { STUB_KUBEADM_VERSION: kubernetesRelease } });
         // The stub kubeadm creates nothing in the real cluster, so the objects are still missing after the phases.
         expect(r.status).not.toBe(0);
         expect(r.stderr).toContain(
@@ -267,8 +264,11 @@ describe("kubeadm-init.sh on a control plane whose API answers (the real API ser
             cp.kubectlOk(["apply", "-f", "-"], JSON.stringify(o));
         }
         const sb = controlPlaneSandbox();
-        const r = runStubbed(sb, "kubeadm-init", settings, { env: { STUB_KUBEADM_VERSION: kubernetesRelease } });
+        const r = runStubbed(sb, "kubeadm-init", settings, { input: pkiBundle, env: { STUB_KUBEADM_VERSION: kubernetesRelease } });
         expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.stringContaining("control plane already initialised") });
+        // Its one line of stdout, read with the real kubectl: the cluster's UID, which workers compare.
+        expect(r.stdout).toBe(`${cp.kubectlOk(["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"])}\n`);
+        expect(r.stdout).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n$/);
         expect(phases(sb)).toEqual([]);
         expect(callsTo(sb, "kubeadm").some((c) => /^kubeadm init( |$)/.test(c))).toBe(false);
 
@@ -298,7 +298,7 @@ describe("kubeadm's own checks on what the scripts hand it", () => {
                 CLUSTER_NAME: "k8s-dev",
                 FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
             },
-            { env: { STUB_KUBEADM_VERSION: kubernetesRelease } },
+            { input: pkiBundle, env: { STUB_KUBEADM_VERSION: kubernetesRelease } },
         );
         expect(r.status).toBe(0);
         const config = path.join(sb.root, "etc/kubernetes/kubeadm-config.yaml");

@@ -2,13 +2,13 @@
  * When the e2e test runs or skips, and the settings it runs with: pure decisions over a fake machine.
  */
 import { supportedKubernetesMinors, versions } from "../../components/versions";
-import { applicationDefaultCredentialsFile, decideE2e, e2eSettings, gcpCredentialSource, Probe, upgradeFromMinor } from "./preconditions";
+import { applicationDefaultCredentialsFile, decideE2e, e2eSettings, gcpCredentialSource, Probe, pulumiMinimumMinor, upgradeFromMinor } from "./preconditions";
 
 const home = "/home/dev";
 const adc = "/home/dev/.config/gcloud/application_default_credentials.json";
 
 /** `pulumi: null` = the CLI is missing. */
-function probe(env: Record<string, string | undefined>, files: string[] = [], pulumi: string | null = "v3.200.0"): Probe {
+function probe(env: Record<string, string | undefined>, files: string[] = [], pulumi: string | null = "v3.230.0"): Probe {
     return { env, homeDir: home, fileExists: (f) => files.includes(f), pulumiVersion: () => pulumi ?? undefined };
 }
 
@@ -33,6 +33,13 @@ describe("decideE2e", () => {
             run: false,
             reason: "the Pulumi CLI is not on PATH (`pulumi version` failed, install it: https://www.pulumi.com/docs/install/)",
         });
+    });
+
+    test("skips with a Pulumi CLI older than tools/setup.sh's minimum, 3.226, naming both", () => {
+        expect(pulumiMinimumMinor).toBe(226);
+        const old = decideE2e(probe({ E2E_GCP_PROJECT: "p", GOOGLE_OAUTH_ACCESS_TOKEN: "t" }, [], "v3.225.1"), "/tmp/e2e", "abc123");
+        expect(old).toEqual({ run: false, reason: expect.stringMatching(/^the Pulumi CLI is v3\.225\.1, older than 3\.226 /) });
+        expect(decideE2e(probe({ E2E_GCP_PROJECT: "p", GOOGLE_OAUTH_ACCESS_TOKEN: "t" }, [], "v3.226.0"), "/tmp/e2e", "abc123").run).toBe(true);
     });
 
     test("skips without GCP credentials", () => {

@@ -4,7 +4,7 @@
  * `probeMachine()` is the one impure piece that looks at the real environment.
  *
  * The e2e test runs only when all of these hold, and otherwise skips with one printed reason:
- *   - the Pulumi CLI answers `pulumi version`;
+ *   - the Pulumi CLI answers `pulumi version` with 3.226 or newer (tools/setup.sh's minimum);
  *   - GCP credentials exist: a GOOGLE_APPLICATION_CREDENTIALS file, gcloud's application-default
  *     credentials file, GOOGLE_CREDENTIALS, or an access token (GOOGLE_OAUTH_ACCESS_TOKEN or
  *     CLOUDSDK_AUTH_ACCESS_TOKEN);
@@ -20,6 +20,25 @@ import * as fs from "fs";
 import { supportedKubernetesMinors, versions } from "../../components/versions";
 
 export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The oldest Pulumi CLI minor the program supports, read from its one home, tools/setup.sh. */
+export const pulumiMinimumMinor: number = (() => {
+    const text = fs.readFileSync(path.join(__dirname, "..", "..", "tools", "setup.sh"), "utf8");
+    const m = /^pulumi_minimum_minor=(\d+)$/m.exec(text);
+    if (!m) {
+        throw new Error("tools/setup.sh has no pulumi_minimum_minor=<n> line");
+    }
+    return Number(m[1]);
+})();
+
+/** Why `version` (`pulumi version`'s output) is too old, or undefined when it is new enough (or unparsable: the CLI decides). */
+export function pulumiTooOld(version: string): string | undefined {
+    const m = /^v?3\.(\d+)\./.exec(version.trim());
+    if (m && Number(m[1]) < pulumiMinimumMinor) {
+        return `the Pulumi CLI is ${version.trim()}, older than 3.${pulumiMinimumMinor} (its engine previews the program wrongly; see tools/setup.sh): upgrade it with curl -fsSL https://get.pulumi.com | sh`;
+    }
+    return undefined;
+}
 
 /** What the decision needs to know about the machine. */
 export interface Probe {
@@ -91,6 +110,8 @@ export function decideE2e(probe: Probe, tmpDir: string, random: string): Decisio
     const version = probe.pulumiVersion();
     if (version === undefined) {
         missing.push("the Pulumi CLI is not on PATH (`pulumi version` failed, install it: https://www.pulumi.com/docs/install/)");
+    } else if (pulumiTooOld(version)) {
+        missing.push(pulumiTooOld(version)!);
     }
     const credentials = gcpCredentialSource(probe.env, probe.homeDir, probe.fileExists);
     if (credentials === undefined) {

@@ -214,18 +214,20 @@ describe("what deploy cannot install: one line naming it and how to get it", () 
         expect(result.stderr).toBe(
             "Missing the Pulumi CLI (3.x): install it with curl -fsSL https://get.pulumi.com | sh (or see https://www.pulumi.com/docs/install/)\n",
         );
-        r.stub("pulumi", 'echo "v3.210.0"');
+        r.stub("pulumi", 'echo "v3.230.0"');
         expect(r.run("require_pulumi").status).toBe(0);
     });
 
-    test("a Pulumi CLI older than 3.208, whose engine ignores replacementTrigger", () => {
+    test("a Pulumi CLI older than 3.226, whose engine previews every replacementTrigger as a replacement", () => {
         const r = repo();
-        r.stub("pulumi", 'echo "v3.207.1"');
+        r.stub("pulumi", 'echo "v3.225.0"');
         const result = r.run("require_pulumi");
         expect(result.status).toBe(1);
         expect(result.stderr).toBe(
-            "Missing a Pulumi CLI 3.208 or newer (this one is v3.207.1): upgrade it with curl -fsSL https://get.pulumi.com | sh (or your package manager)\n",
+            "Missing a Pulumi CLI 3.226 or newer (this one is v3.225.0): upgrade it with curl -fsSL https://get.pulumi.com | sh (or your package manager)\n",
         );
+        r.stub("pulumi", 'echo "v3.226.0"');
+        expect(r.run("require_pulumi").status).toBe(0);
     });
 
     test("no GCP credentials anywhere", () => {
@@ -273,5 +275,20 @@ describe("what deploy cannot install: one line naming it and how to get it", () 
         // A proxy or captive portal answering in its place is not a metadata server.
         r.stub("curl", 'printf "HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\n"');
         expect(r.run("require_gcp_credentials").status).toBe(1);
+    });
+});
+
+describe("the Pulumi CLI minimum is one number", () => {
+    test("every workflow step that runs Pulumi installs tools/setup.sh's minimum or newer", () => {
+        const minimum = /^pulumi_minimum_minor=(\d+)$/m.exec(fs.readFileSync(path.join(__dirname, "..", "..", "tools", "setup.sh"), "utf8"))![1];
+        const dir = path.join(__dirname, "..", "..", ".github", "workflows");
+        const steps = fs
+            .readdirSync(dir)
+            .flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").split(/\n(?=\s+- name: )/))
+            .filter((step) => step.includes("uses: pulumi/actions@"));
+        expect(steps.length).toBeGreaterThanOrEqual(3);
+        for (const step of steps) {
+            expect(/pulumi-version: (\S+)/.exec(step)?.[1]).toBe(`^3.${minimum}.0`);
+        }
     });
 });
