@@ -1,7 +1,8 @@
 /**
  * End to end, on real GCP: `pulumi up` of a throwaway stack of this program, then the app must
- * answer on the `url` output from more than one pod, every node must be Ready, and `pulumi
- * destroy` must leave nothing behind. Prints how long each phase took; the headline is the time
+ * answer on the `url` output from more than one pod, every node must be Ready, the real engine's
+ * previews of a scale-out and of a worker's replacement must list nothing in the cluster, and
+ * `pulumi destroy` must leave nothing behind. Prints how long each phase took; the headline is the time
  * from the start of `up` to the first HTTP 200 ("time to a serving URL").
  *
  * Run it (about 30-40 minutes, creates billable VMs, deletes them at the end):
@@ -11,7 +12,8 @@
  * Optional: E2E_GCP_REGION (us-central1), E2E_GCP_ZONE (<region>-a), PULUMI_BACKEND_URL (default:
  * a file:// backend in a temporary directory), PULUMI_CONFIG_PASSPHRASE (default: a random one,
  * the stack lives for this run only). Needs the Pulumi CLI and GCP credentials (e.g. `gcloud auth
- * application-default login`); without them, or without E2E_GCP_PROJECT, it skips and says why.
+ * application-default login`; the CLI 3.226 or newer); without them, or without E2E_GCP_PROJECT, it
+ * skips and says why.
  * If the run is interrupted, list leftovers with `gcloud compute instances list --filter=name~k8s-e2e-`.
  *
  * Upgrade phase: with E2E_UPGRADE_FROM=1.35 (the supported minor one below the default; anything
@@ -33,7 +35,9 @@ import {
     ClusterCredentials,
     CheckOutcome,
     formatTimings,
+    inClusterPreviewSteps,
     kubeconfigCredentials,
+    PreviewStepEvent,
     kubeletVersionProblems,
     leftoverResources,
     nodeKubeletVersions,
@@ -224,6 +228,31 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         log(`nodes: ${statuses.map((s) => `${s.name}=${s.ready ? "Ready" : "NotReady"}`).join(", ")}`);
         expect(statuses.length).toBeGreaterThanOrEqual(Math.max(2, expected.length));
     }, 6 * minute);
+
+    test("previews of a scale-out and of a worker's replacement list nothing in the cluster (docs/lifecycle.md)", async () => {
+        // The real engine decides here what the model in tests/helpers/program.ts claims: the
+        // provider's inputs stay known, so no object or chart child shows up in either preview.
+        const steps = async (opts: { replace?: string[] }) => {
+            const events: PreviewStepEvent[] = [];
+            await stack!.preview({ ...opts, color: "never", onEvent: (e) => events.push(e as PreviewStepEvent) });
+            return inClusterPreviewSteps(events);
+        };
+        const workers = await stack!.getConfig("workerCount").catch(() => undefined);
+        await stack!.setConfig("workerCount", { value: String(Number(workers?.value ?? "2") + 1) });
+        try {
+            expect(await steps({})).toEqual([]);
+        } finally {
+            if (workers) {
+                await stack!.setConfig("workerCount", workers);
+            } else {
+                await stack!.removeConfig("workerCount");
+            }
+        }
+        const state = (await stack!.exportStack()).deployment as { resources?: { urn: string; type: string }[] };
+        const worker = (state.resources ?? []).find((r) => r.type === "gcp:compute/instance:Instance" && /-worker-1$/.test(r.urn));
+        expect(worker).toBeDefined();
+        expect(await steps({ replace: [worker!.urn] })).toEqual([]);
+    }, 10 * minute);
 
     (upgradeFrom === undefined ? test.skip : test)(
         "upgrade phase: `pulumi up` to the default minor keeps the app serving and leaves every node on it",

@@ -2,8 +2,8 @@
  * The e2e test's parsing and judging, checked here so that a cloud run does not find their bugs.
  */
 import {
-    BackgroundCheck, CheckLog, CheckOutcome, formatTimings, kubeconfigCredentials, kubeletVersionProblems, leftoverResources, nodeKubeletVersions,
-    nodeProblems, nodeStatuses, parseGreeting, pollUntil, startBackgroundCheck,
+    BackgroundCheck, CheckLog, CheckOutcome, formatTimings, inClusterPreviewSteps, kubeconfigCredentials, kubeletVersionProblems, leftoverResources,
+    nodeKubeletVersions, nodeProblems, nodeStatuses, parseGreeting, pollUntil, startBackgroundCheck,
 } from "./support";
 
 test("parseGreeting reads http-go's greeting and nothing else", () => {
@@ -185,5 +185,29 @@ describe("the background HTTP check", () => {
         ]);
         expect(log.longestFailureRun).toBe(1);
         expect(check.log).toBe(log);
+    });
+});
+
+describe("inClusterPreviewSteps", () => {
+    const step = (op: string, type: string, name: string) => ({ resourcePreEvent: { metadata: { op, type, urn: `urn:pulumi:dev::kubeadm-gcp::${type}::${name}` } } });
+
+    test("lists every step on a Kubernetes object, chart or chart child that changes it, and nothing else", () => {
+        const events = [
+            step("same", "kubernetes:apps/v1:Deployment", "app"),
+            step("create", "gcp:compute/instance:Instance", "worker-3"),
+            step("replace", "command:remote:Command", "cluster-ready"),
+            step("update", "kubernetes:core/v1:Service", "svc"),
+            step("delete", "kubernetes:apps/v1:Deployment", "metallb-chart:metallb-system/controller"),
+            step("read", "kubernetes:core/v1:ConfigMap", "read-only"),
+            {},
+        ];
+        expect(inClusterPreviewSteps(events)).toEqual([
+            "update urn:pulumi:dev::kubeadm-gcp::kubernetes:core/v1:Service::svc",
+            "delete urn:pulumi:dev::kubeadm-gcp::kubernetes:apps/v1:Deployment::metallb-chart:metallb-system/controller",
+        ]);
+    });
+
+    test("a preview that leaves the cluster alone lists nothing", () => {
+        expect(inClusterPreviewSteps([step("same", "kubernetes:helm.sh/v4:Chart", "chart"), step("create", "tls:index/privateKey:PrivateKey", "k")])).toEqual([]);
     });
 });

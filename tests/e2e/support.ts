@@ -270,3 +270,23 @@ export function startBackgroundCheck(
         },
     };
 }
+
+/** The part of an Automation API engine event that says what a preview does to one resource. */
+export interface PreviewStepEvent {
+    resourcePreEvent?: { metadata: { op: string; urn: string; type: string } };
+}
+
+/** Steps that change nothing: what a preview lists for a resource it leaves alone. */
+const unchangedOps = new Set(["same", "read", "refresh", "read-discard"]);
+
+/**
+ * What a preview would do inside the cluster: every step on a Kubernetes object, a chart or a
+ * chart's child (all of type `kubernetes:*`) other than leaving it alone, as "<op> <urn>".
+ * Empty when the preview touches nothing in the cluster.
+ */
+export function inClusterPreviewSteps(events: PreviewStepEvent[]): string[] {
+    return events
+        .map((e) => e.resourcePreEvent?.metadata)
+        .filter((m): m is { op: string; urn: string; type: string } => m !== undefined && m.type.startsWith("kubernetes:") && !unchangedOps.has(m.op))
+        .map((m) => `${m.op} ${m.urn}`);
+}
