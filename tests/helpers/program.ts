@@ -434,13 +434,17 @@ function simulatePreview(before: Recording, after: Recording, options: PreviewOp
             return;
         }
         const old = previous.get(r.name);
+        const unknown = (k: string) => (r.propertyDependencies[k] ?? []).some((d) => unknownOutputs.has(d));
+        const isProvider = r.type.startsWith("pulumi:providers:");
         if (!old) {
             changes.set(r.name, "create");
             unknownOutputs.add(r.name);
+            if (isProvider && Object.keys(r.inputs).some(unknown)) {
+                unconfigured.add(r.name);
+            }
             return;
         }
         const keys = new Set([...Object.keys(old.inputs), ...Object.keys(r.inputs)]);
-        const unknown = (k: string) => (r.propertyDependencies[k] ?? []).some((d) => unknownOutputs.has(d));
         // ignoreChanges keeps the stored value of those inputs, so they never show as a change.
         const changed = [...keys].filter((k) => !r.ignoreChanges.includes(k) && (unknown(k) || !same(old.inputs[k], r.inputs[k])));
         const isKubernetesProvider = r.type === "pulumi:providers:kubernetes";
@@ -469,7 +473,7 @@ function simulatePreview(before: Recording, after: Recording, options: PreviewOp
         } else if (changed.length > 0 || providerUnknown) {
             changes.set(r.name, "update");
         }
-        if (r.type.startsWith("pulumi:providers:") && changes.get(r.name) !== "replace" && Object.keys(r.inputs).some(unknown)) {
+        if (isProvider && changes.get(r.name) !== "replace" && Object.keys(r.inputs).some(unknown)) {
             unconfigured.add(r.name);
         }
     };
