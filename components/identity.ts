@@ -155,8 +155,6 @@ export class ClusterIdentity extends pulumi.ComponentResource {
     readonly kubeconfig: pulumi.Output<string>;
     /** When the kubeconfig's client certificate expires, RFC 3339. */
     readonly kubeconfigExpires: pulumi.Output<string>;
-    /** The slot the kubeconfig uses now. */
-    readonly credentialsInUse: CredentialSlot;
 
     constructor(name: string, args: ClusterIdentityArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:identity:ClusterIdentity", name, {}, opts);
@@ -223,7 +221,6 @@ export class ClusterIdentity extends pulumi.ComponentResource {
         };
         const slots = { a: slot("a"), b: slot("b") };
         const inUse = slots[plan.inUse];
-        this.credentialsInUse = plan.inUse;
         this.kubeconfigExpires = inUse.expires;
         this.kubeconfig = pulumi.secret(
             pulumi.all([args.server, ca.cert.certPem, inUse.certPem, inUse.keyPem]).apply(([server, caCertPem, clientCertPem, clientKeyPem]) =>

@@ -55,8 +55,9 @@ export interface KubeadmClusterArgs {
  * Every node prepares in parallel; workers wait for the control plane only to join, each with a
  * token minted for it once it is prepared and revoked once it has joined. The provider's kubeconfig
  * comes from the stack's identity, so a preview knows it; the provider waits for every node to be
- * Ready through `dependsOn`, so nothing deployed through it races the cluster. The sequence is in docs/provisioning.md, each lifecycle transition in
- * docs/lifecycle.md; the graph's shape is held by tests/provisioning.test.ts.
+ * Ready through `dependsOn`, so nothing deployed through it races the cluster. The sequence is in
+ * docs/provisioning.md, each lifecycle transition in docs/lifecycle.md; the graph's shape is held by
+ * tests/provisioning.test.ts.
  */
 export class KubeadmCluster extends pulumi.ComponentResource {
     /** Admin kubeconfig naming the API server's public IP (the identity's); secret; resolves once all nodes are Ready. */

@@ -44,6 +44,17 @@ export const binaries = {
 
 export const serviceCidr = "10.96.0.0/12";
 
+/** kubeadm-init.sh's settings as the program renders them for a default stack named k8s-dev. */
+export const kubeadmInitSettings: Readonly<Record<string, string>> = {
+    NODE_NAME: "k8s-dev-control-plane",
+    ADVERTISE_ADDRESS: "10.240.0.2",
+    PUBLIC_ADDRESS: "203.0.113.10",
+    POD_CIDR: "10.244.0.0/16",
+    SERVICE_CIDR: "10.96.0.0/12",
+    CLUSTER_NAME: "k8s-dev",
+    FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
+};
+
 /** TEST-NET-2 (RFC 5737): written into kubeadm's configuration only, never dialled. */
 const unusedAdvertiseAddress = "198.51.100.10";
 

@@ -16,7 +16,7 @@ import * as os from "os";
 import * as path from "path";
 import { adminGroup, caCertHash, ControlPlanePkiFile, controlPlanePkiFiles, renderKubeconfig, renderPkiBundle } from "../../components/identity";
 import { createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
-import { ControlPlane, startControlPlane } from "./controlPlane";
+import { ControlPlane, kubeadmInitSettings, startControlPlane } from "./controlPlane";
 
 let cp: ControlPlane;
 let work: string;
@@ -66,15 +66,7 @@ beforeAll(async () => {
     const installed = runStubbed(
         sb,
         "kubeadm-init",
-        {
-            NODE_NAME: "k8s-dev-control-plane",
-            ADVERTISE_ADDRESS: "10.240.0.2",
-            PUBLIC_ADDRESS: "203.0.113.10",
-            POD_CIDR: "10.244.0.0/16",
-            SERVICE_CIDR: "10.96.0.0/12",
-            CLUSTER_NAME: "k8s-dev",
-            FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
-        },
+        kubeadmInitSettings,
         { input: renderPkiBundle(stack) },
     );
     if (installed.status !== 0) {

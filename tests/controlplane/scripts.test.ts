@@ -12,7 +12,7 @@ import * as path from "path";
 import { ControlPlanePkiFile, controlPlanePkiFiles, renderPkiBundle } from "../../components/identity";
 import { runProgram } from "../helpers/program";
 import { callsTo, createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
-import { binaries, ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
+import { binaries, ControlPlane, kubeadmInitSettings, kubernetesRelease, startControlPlane } from "./controlPlane";
 import { manifestsOf } from "./manifests";
 
 let cp: ControlPlane;
@@ -289,15 +289,7 @@ describe("kubeadm's own checks on what the scripts hand it", () => {
         const r = runStubbed(
             sb,
             "kubeadm-init",
-            {
-                NODE_NAME: "k8s-dev-control-plane",
-                ADVERTISE_ADDRESS: "10.240.0.2",
-                PUBLIC_ADDRESS: "203.0.113.10",
-                POD_CIDR: "10.244.0.0/16",
-                SERVICE_CIDR: "10.96.0.0/12",
-                CLUSTER_NAME: "k8s-dev",
-                FLANNEL_MANIFEST_URL: "https://github.com/flannel-io/flannel/releases/download/v0.28.9/kube-flannel.yml",
-            },
+            kubeadmInitSettings,
             { input: pkiBundle, env: { STUB_KUBEADM_VERSION: kubernetesRelease } },
         );
         expect(r.status).toBe(0);
