@@ -68,7 +68,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     readonly nodeNames: pulumi.Output<string[]>;
     /** The version every node runs once the upgrade chain has finished, e.g. "v1.36.3". */
     readonly kubernetesVersion: pulumi.Output<string>;
-    /** When the admin credentials (kubeconfig) expire, RFC 3339; renewed within 30 days of it. */
+    /** When kubeadm's certificates on the control plane (admin.conf's) expire, RFC 3339; renewed within 30 days of it. */
     readonly adminCredentialsExpire: pulumi.Output<string>;
     /** The credentials step's renewal key in use (kept in state so that it changes only when due). */
     readonly credentialsRenewal: string;
@@ -190,8 +190,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         });
 
         // Day 2: the control plane's in-place upgrade after init, then each worker's in turn; on a new
-        // cluster or an unchanged version every step is a no-op. Then the admin credentials' expiry,
-        // renewed when due, so the kubeconfig below is re-read after an upgrade or a renewal.
+        // cluster or an unchanged version every step is a no-op. Then kubeadm's certificates' expiry,
+        // read again after an upgrade and renewed when due.
         const upgrade = kubernetesUpgradeSteps({
             controlPlane: cp,
             workers: nodes.workers.map((node, i) => ({ node, joined: joined[i] })),

@@ -251,10 +251,11 @@ export interface CredentialsArgs {
 }
 
 /**
- * The credentials step (control plane): renew-certs.sh prints when the admin credentials expire and
- * renews them when due. It re-runs after every upgrade of the control plane and when the renewal key
- * changes, never otherwise. Its output (`line(step)`: an RFC 3339 date, not a secret) is the `adminCredentialsExpire` stack output;
- * the step that prints the kubeconfig takes it as a trigger, so the provider gets the renewed one.
+ * The credentials step (control plane): renew-certs.sh prints when kubeadm's certificates (admin.conf's
+ * client certificate stands for them) expire and renews them when due. It re-runs after every upgrade
+ * of the control plane and when the renewal key changes, never otherwise. Its output (`line(step)`: an
+ * RFC 3339 date, not a secret) is the `adminCredentialsExpire` stack output. The provider's own
+ * credentials are the stack's (components/identity.ts) and do not depend on it.
  */
 export function credentialsStep(name: string, args: CredentialsArgs): command.remote.Command {
     return new command.remote.Command(
