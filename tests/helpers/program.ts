@@ -178,6 +178,8 @@ export async function recordUnderMocks<T>(
     options: { config?: Record<string, string>; stack?: string; state?: MockState; invoke?: MockInvoke } = {},
 ): Promise<Recording & { pulumi: typeof pulumiType; value: T }> {
     jest.resetModules();
+    // Every fresh copy of @pulumi/pulumi adds an exit listener; a file evaluates the program a dozen times.
+    process.setMaxListeners(Math.max(process.getMaxListeners(), 64));
     const pulumi: typeof pulumiType = require("@pulumi/pulumi");
     pulumi.runtime.setAllConfig(options.config ?? {});
 
