@@ -2,9 +2,9 @@ package main
 
 import (
 	"os"
-	"syscall"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // timerfdTicker is a sweepTicker on a Linux timerfd(2), read through Go's
@@ -14,26 +14,18 @@ import (
 // goroutine for up to ~10 ms per tick with GOMAXPROCS=1.)
 type timerfdTicker struct{ f *os.File }
 
-// itimerspec is struct itimerspec of timerfd_settime(2).
-type itimerspec struct {
-	interval syscall.Timespec
-	value    syscall.Timespec
-}
-
-const clockMonotonic = 1 // CLOCK_MONOTONIC, linux/time.h
-
 func newSweepTicker(d time.Duration) (sweepTicker, error) {
-	fd, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, clockMonotonic, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if errno != 0 {
-		return nil, os.NewSyscallError("timerfd_create", errno)
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("timerfd_create", err)
 	}
-	spec := itimerspec{interval: syscall.NsecToTimespec(int64(d)), value: syscall.NsecToTimespec(int64(d))}
-	if _, _, errno := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0); errno != 0 {
-		_ = syscall.Close(int(fd))
-		return nil, os.NewSyscallError("timerfd_settime", errno)
+	period := unix.NsecToTimespec(int64(d))
+	if err := unix.TimerfdSettime(fd, 0, &unix.ItimerSpec{Interval: period, Value: period}, nil); err != nil {
+		_ = unix.Close(fd)
+		return nil, os.NewSyscallError("timerfd_settime", err)
 	}
 	// A non-blocking descriptor: os.NewFile registers it with the netpoller.
-	return timerfdTicker{os.NewFile(fd, "timerfd")}, nil
+	return timerfdTicker{os.NewFile(uintptr(fd), "timerfd")}, nil
 }
 
 // wait reads the number of expirations since the last read (8 bytes).
