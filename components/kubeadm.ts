@@ -73,121 +73,17 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     /** The credentials step's renewal key in use (kept in state so that it changes only when due). */
     readonly credentialsRenewal: string;
 
+    private readonly settings: KubeadmClusterArgs & { name: string };
+
     constructor(name: string, args: KubeadmClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("kubeadm-gcp:kubeadm:KubeadmCluster", name, {}, opts);
+        this.settings = { ...args, name };
         const { nodes, identity } = args;
         const cp = nodes.controlPlane;
-        const step = (node: { name: string }, what: string) => `${name}-${node.name.slice(args.clusterName.length + 1)}-${what}`;
 
-        // New nodes get exactly the patch the cluster runs (a kubelet must not be newer than its API
-        // server); before the first `up`, or while the minor changes, the newest patch of the minor.
-        const running = args.previous.kubernetesVersion;
-        const joinVersion = running?.startsWith(`v${args.kubernetesVersion}.`) ? running : "";
-        const prepare = (node: ClusterNode) =>
-            new command.remote.Command(
-                step(node, "prepare"),
-                {
-                    connection: node.connection,
-                    create: remoteScript("prepare-node", {
-                        K8S_MINOR: args.kubernetesVersion,
-                        K8S_VERSION: joinVersion,
-                        CONTAINERD_VERSION: versions.containerdPackage,
-                    }),
-                    triggers: [node.ready.id],
-                    addPreviousOutputInEnv: false,
-                },
-                // A node is prepared once, like cloud-init's user data: a new VM (its ready step)
-                // prepares again with the script and settings of the day. Changes to them do not
-                // re-run it on live nodes, so a kubernetesVersion bump previews only the upgrade
-                // steps (the packages of live nodes are the upgrade's business, docs/upgrading.md).
-                { parent: this, ignoreChanges: ["create"] },
-            );
-        const pullImages = (node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>) =>
-            new command.remote.Command(
-                step(node, "images"),
-                { connection: node.connection, create: remoteScript("pull-images", env), triggers: [prepared.id], addPreviousOutputInEnv: false },
-                { parent: this },
-            );
-
-        const cpPrepared = prepare(cp);
-        const cpImages = pullImages(cp, cpPrepared, {
-            KUBEADM_IMAGES: "control-plane",
-            MANIFEST_URLS: flannelManifestUrl(),
-            IMAGES: "",
-        });
-        const init = new command.remote.Command(
-            step(cp, "init"),
-            {
-                connection: cp.connection,
-                create: remoteScript("kubeadm-init", {
-                    NODE_NAME: cp.name,
-                    ADVERTISE_ADDRESS: cp.internalIp,
-                    PUBLIC_ADDRESS: nodes.apiAddress,
-                    POD_CIDR: args.podCidr,
-                    SERVICE_CIDR: args.serviceCidr,
-                    CLUSTER_NAME: args.clusterName,
-                    FLANNEL_MANIFEST_URL: flannelManifestUrl(),
-                }),
-                // The stack's CA, front-proxy CA and service-account key, installed before init.
-                stdin: identity.controlPlanePki,
-                triggers: [cpImages.id],
-                addPreviousOutputInEnv: false,
-            },
-            { parent: this },
-        );
-        // Which incarnation of the cluster this is (kubeadm-init.sh prints it): new with every init.
-        const clusterUid = line(init);
-
-        const joined = nodes.workers.map((worker) => {
-            const prepared = prepare(worker);
-            // Overlaps the control plane's init; nothing waits for it.
-            pullImages(worker, prepared, {
-                KUBEADM_IMAGES: "node",
-                MANIFEST_URLS: flannelManifestUrl(),
-                IMAGES: (args.workerImages ?? []).join(" "),
-            });
-            // The control plane's record of this worker. Created once the worker is prepared, it
-            // mints the worker's join token just before the join; when the worker is removed (or
-            // replaced), it drains and deletes its node before the VM goes.
-            const admission = new command.remote.Command(
-                step(worker, "admit"),
-                {
-                    connection: cp.connection,
-                    create: remoteScript("join-token", { WORKER_NAME: worker.name }),
-                    delete: remoteScript("drain-node", { NODE_NAME: worker.name }),
-                    triggers: [init.id, prepared.id],
-                    logging: "none",
-                    addPreviousOutputInEnv: false,
-                },
-                { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true },
-            );
-            const join = new command.remote.Command(
-                step(worker, "join"),
-                {
-                    connection: worker.connection,
-                    create: remoteScript("kubeadm-join", { NODE_NAME: worker.name, CA_CERT_HASH: identity.caCertHash, CLUSTER_UID: clusterUid }),
-                    // The join line carries the token: it travels as stdin, never in the script text.
-                    stdin: pulumi.secret(admission.stdout),
-                    triggers: [prepared.id],
-                    addPreviousOutputInEnv: false,
-                },
-                { parent: this },
-            );
-            // The token does not expire (a failed join leaves nothing in the state, so a re-run,
-            // however much later, feeds the join the same line again); it dies here, once used.
-            // Re-run for every new token: the admit step's id changes with each one.
-            new command.remote.Command(
-                step(worker, "revoke-token"),
-                {
-                    connection: cp.connection,
-                    create: remoteScript("revoke-join-token", { WORKER_NAME: worker.name }),
-                    triggers: [join.id, admission.id],
-                    addPreviousOutputInEnv: false,
-                },
-                { parent: this },
-            );
-            return join;
-        });
+        const cpImages = this.pullImages(cp, this.prepare(cp), { KUBEADM_IMAGES: "control-plane", MANIFEST_URLS: flannelManifestUrl(), IMAGES: "" });
+        const init = this.initControlPlane(cpImages);
+        const joined = nodes.workers.map((worker) => this.joinWorker(worker, init));
 
         // Day 2: the control plane's in-place upgrade after init, then each worker's in turn; on a new
         // cluster or an unchanged version every step is a no-op. Then kubeadm's certificates' expiry,
@@ -197,7 +93,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             workers: nodes.workers.map((node, i) => ({ node, joined: joined[i] })),
             kubernetesMinor: args.kubernetesVersion,
             after: [init],
-            stepName: step,
+            stepName: (node, what) => this.stepName(node, what),
             parent: this,
         });
         this.credentialsRenewal = credentialsRenewalKey(args.previous, args.now ?? new Date());
@@ -211,35 +107,173 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         this.adminCredentialsExpire = line(credentials);
 
         const allNodes = [cp.name, ...nodes.workers.map((w) => w.name)];
-        const clusterReady = new command.remote.Command(
-            `${name}-cluster-ready`,
+        const clusterReady = this.waitForNodes(allNodes, init, joined);
+        // Gated like pulumi-eks's: the exported kubeconfig resolves once every node is Ready.
+        this.kubeconfig = pulumi.secret(pulumi.all([identity.kubeconfig, clusterReady.id]).apply(([kubeconfig]) => kubeconfig));
+        this.nodeNames = clusterReady.id.apply(() => allNodes);
+        this.provider = this.clusterProvider(init, clusterReady);
+
+        this.registerOutputs({
+            kubeconfig: this.kubeconfig,
+            nodeNames: this.nodeNames,
+            kubernetesVersion: this.kubernetesVersion,
+            adminCredentialsExpire: this.adminCredentialsExpire,
+        });
+    }
+
+    /** `<component>-<node without the cluster prefix>-<what>`, e.g. k8s-dev-cluster-worker-1-join. */
+    private stepName(node: { name: string }, what: string): string {
+        return `${this.settings.name}-${node.name.slice(this.settings.clusterName.length + 1)}-${what}`;
+    }
+
+    /**
+     * prepare-node.sh, once per VM. New nodes get exactly the patch the cluster runs (a kubelet must
+     * not be newer than its API server); before the first `up`, or while the minor changes, the
+     * newest patch of the minor.
+     */
+    private prepare(node: ClusterNode): command.remote.Command {
+        const { kubernetesVersion, previous } = this.settings;
+        const running = previous.kubernetesVersion;
+        return new command.remote.Command(
+            this.stepName(node, "prepare"),
+            {
+                connection: node.connection,
+                create: remoteScript("prepare-node", {
+                    K8S_MINOR: kubernetesVersion,
+                    K8S_VERSION: running?.startsWith(`v${kubernetesVersion}.`) ? running : "",
+                    CONTAINERD_VERSION: versions.containerdPackage,
+                }),
+                triggers: [node.ready.id],
+                addPreviousOutputInEnv: false,
+            },
+            // A node is prepared once, like cloud-init's user data: a new VM (its ready step)
+            // prepares again with the script and settings of the day. Changes to them do not
+            // re-run it on live nodes, so a kubernetesVersion bump previews only the upgrade
+            // steps (the packages of live nodes are the upgrade's business, docs/upgrading.md).
+            { parent: this, ignoreChanges: ["create"] },
+        );
+    }
+
+    /** pull-images.sh on a prepared node. */
+    private pullImages(node: ClusterNode, prepared: command.remote.Command, env: Record<string, string>): command.remote.Command {
+        return new command.remote.Command(
+            this.stepName(node, "images"),
+            { connection: node.connection, create: remoteScript("pull-images", env), triggers: [prepared.id], addPreviousOutputInEnv: false },
+            { parent: this },
+        );
+    }
+
+    /** kubeadm-init.sh on the control plane, with the stack's identity; its stdout is the cluster's UID. */
+    private initControlPlane(images: command.remote.Command): command.remote.Command {
+        const { nodes, identity } = this.settings;
+        const cp = nodes.controlPlane;
+        return new command.remote.Command(
+            this.stepName(cp, "init"),
             {
                 connection: cp.connection,
+                create: remoteScript("kubeadm-init", {
+                    NODE_NAME: cp.name,
+                    ADVERTISE_ADDRESS: cp.internalIp,
+                    PUBLIC_ADDRESS: nodes.apiAddress,
+                    POD_CIDR: this.settings.podCidr,
+                    SERVICE_CIDR: this.settings.serviceCidr,
+                    CLUSTER_NAME: this.settings.clusterName,
+                    FLANNEL_MANIFEST_URL: flannelManifestUrl(),
+                }),
+                // The stack's CA, front-proxy CA and service-account key, installed before init.
+                stdin: identity.controlPlanePki,
+                triggers: [images.id],
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this },
+        );
+    }
+
+    /**
+     * A worker from VM to member of the cluster: prepared, its images pulled (overlapping the
+     * control plane's init; nothing waits for them), a token minted on the control plane, the join,
+     * the token revoked. Returns the join.
+     */
+    private joinWorker(worker: ClusterNode, init: command.remote.Command): command.remote.Command {
+        const { nodes, identity } = this.settings;
+        const cp = nodes.controlPlane;
+        const prepared = this.prepare(worker);
+        this.pullImages(worker, prepared, { KUBEADM_IMAGES: "node", MANIFEST_URLS: flannelManifestUrl(), IMAGES: (this.settings.workerImages ?? []).join(" ") });
+        // The control plane's record of this worker. Created once the worker is prepared, it
+        // mints the worker's join token just before the join; when the worker is removed (or
+        // replaced), it drains and deletes its node before the VM goes.
+        const admission = new command.remote.Command(
+            this.stepName(worker, "admit"),
+            {
+                connection: cp.connection,
+                create: remoteScript("join-token", { WORKER_NAME: worker.name }),
+                delete: remoteScript("drain-node", { NODE_NAME: worker.name }),
+                triggers: [init.id, prepared.id],
+                logging: "none",
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true },
+        );
+        const join = new command.remote.Command(
+            this.stepName(worker, "join"),
+            {
+                connection: worker.connection,
+                // The incarnation init printed: a node of an older one is reset and joined again.
+                create: remoteScript("kubeadm-join", { NODE_NAME: worker.name, CA_CERT_HASH: identity.caCertHash, CLUSTER_UID: line(init) }),
+                // The join line carries the token: it travels as stdin, never in the script text.
+                stdin: pulumi.secret(admission.stdout),
+                triggers: [prepared.id],
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this },
+        );
+        // The token does not expire (a failed join leaves nothing in the state, so a re-run,
+        // however much later, feeds the join the same line again); it dies here, once used.
+        // Re-run for every new token: the admit step's id changes with each one.
+        new command.remote.Command(
+            this.stepName(worker, "revoke-token"),
+            {
+                connection: cp.connection,
+                create: remoteScript("revoke-join-token", { WORKER_NAME: worker.name }),
+                triggers: [join.id, admission.id],
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this },
+        );
+        return join;
+    }
+
+    /** cluster-ready.sh on the control plane: every node registered and Ready. */
+    private waitForNodes(allNodes: string[], init: command.remote.Command, joined: command.remote.Command[]): command.remote.Command {
+        return new command.remote.Command(
+            `${this.settings.name}-cluster-ready`,
+            {
+                connection: this.settings.nodes.controlPlane.connection,
                 create: remoteScript("cluster-ready", {
                     EXPECTED_NODES: allNodes.join(" "),
-                    TIMEOUT_SECONDS: String(args.readyTimeoutSeconds ?? 600),
+                    TIMEOUT_SECONDS: String(this.settings.readyTimeoutSeconds ?? 600),
                 }),
                 triggers: [init.id, ...joined.map((j) => j.id)],
                 addPreviousOutputInEnv: false,
             },
             { parent: this },
         );
+    }
 
-        // Gated like pulumi-eks's: the exported kubeconfig resolves once every node is Ready.
-        this.kubeconfig = pulumi.secret(pulumi.all([identity.kubeconfig, clusterReady.id]).apply(([kubeconfig]) => kubeconfig));
-        this.nodeNames = clusterReady.id.apply(() => allNodes);
-        this.provider = new k8s.Provider(
-            `${name}-k8s`,
+    /** The provider for everything deployed into the cluster. */
+    private clusterProvider(init: command.remote.Command, clusterReady: command.remote.Command): k8s.Provider {
+        return new k8s.Provider(
+            `${this.settings.name}-k8s`,
             {
                 // The identity's kubeconfig, not the gated one: a step that re-runs (a scale re-runs
                 // cluster-ready) must not make the provider's inputs unknown during preview, or every
                 // object in the cluster previews as changed (docs/identity.md).
-                kubeconfig: identity.kubeconfig,
+                kubeconfig: this.settings.identity.kubeconfig,
                 // The cluster is the one `kubeadm init` made: the provider is replaced (and with it
                 // every object deployed through it) only when init is, i.e. when a new, empty
                 // cluster replaces the old one (pulumi-kubernetes DiffConfig: a known, unchanged
                 // clusterIdentifier is never replaced).
-                clusterIdentifier: pulumi.interpolate`${args.clusterName}/${init.id}`,
+                clusterIdentifier: pulumi.interpolate`${this.settings.clusterName}/${init.id}`,
                 // No deleteUnreachable here: the provider applies it to `refresh` too, and a refresh
                 // from a host that cannot reach 6443 would drop every Kubernetes object from the
                 // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`
@@ -250,12 +284,5 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             // Ordering without data: nothing deployed through the provider races a node that is not Ready.
             { parent: this, dependsOn: [clusterReady] },
         );
-
-        this.registerOutputs({
-            kubeconfig: this.kubeconfig,
-            nodeNames: this.nodeNames,
-            kubernetesVersion: this.kubernetesVersion,
-            adminCredentialsExpire: this.adminCredentialsExpire,
-        });
     }
 }
