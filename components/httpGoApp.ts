@@ -58,6 +58,68 @@ export interface HttpGoAppArgs {
 }
 
 /**
+ * The pod of http-go: non-root, read-only, no capabilities ("restricted"), softly spread over the
+ * workers, probed on `/`, sized for a small node (docs/app-performance.md).
+ */
+export function httpGoPodSpec(image: pulumi.Input<string>, labels: Record<string, string>): k8s.types.input.core.v1.PodSpec {
+    return {
+        // The app never calls the Kubernetes API.
+        automountServiceAccountToken: false,
+        securityContext: {
+            runAsNonRoot: true,
+            runAsUser: APP_UID,
+            runAsGroup: APP_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+        },
+        // Soft spread over the workers: one node's loss takes at most about
+        // half the pods, yet pods still schedule when only one worker is left.
+        // The tainted control-plane node is not counted as an empty domain.
+        topologySpreadConstraints: [
+            {
+                maxSkew: 1,
+                topologyKey: "kubernetes.io/hostname",
+                whenUnsatisfiable: "ScheduleAnyway",
+                labelSelector: { matchLabels: labels },
+                matchLabelKeys: ["pod-template-hash"],
+                nodeTaintsPolicy: "Honor",
+            },
+        ],
+        containers: [
+            {
+                name: "http-go",
+                image,
+                ports: [{ name: "http", containerPort: CONTAINER_PORT, protocol: "TCP" }],
+                env: Object.entries(APP_ENV).map(([name, value]) => ({ name, value })),
+                // `/`, not `/healthz`: the seed's image serves only `/`.
+                readinessProbe: {
+                    httpGet: { path: "/", port: "http" },
+                    periodSeconds: 5,
+                    timeoutSeconds: 2,
+                    failureThreshold: 2,
+                },
+                livenessProbe: {
+                    httpGet: { path: "/", port: "http" },
+                    initialDelaySeconds: 5,
+                    periodSeconds: 10,
+                    timeoutSeconds: 2,
+                    failureThreshold: 3,
+                },
+                // Sizing and the measured cost per request: docs/app-performance.md.
+                resources: {
+                    requests: { cpu: "50m", memory: "32Mi" },
+                    limits: { cpu: `${APP_CPU_LIMIT_MILLI}m`, memory: `${APP_MEMORY_LIMIT_MIB}Mi` },
+                },
+                securityContext: {
+                    allowPrivilegeEscalation: false,
+                    readOnlyRootFilesystem: true,
+                    capabilities: { drop: ["ALL"] },
+                },
+            },
+        ],
+    };
+}
+
+/**
  * The http-go app: Deployment, LoadBalancer Service on the reserved IP, PodDisruptionBudget and
  * CPU-based HorizontalPodAutoscaler in its own namespace, and a check that `http://<ip>/` answers
  * through the real GCP load balancer before `url` is exported.
@@ -109,61 +171,7 @@ export class HttpGoApp extends pulumi.ComponentResource {
                     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
                     template: {
                         metadata: { labels },
-                        spec: {
-                            // The app never calls the Kubernetes API.
-                            automountServiceAccountToken: false,
-                            securityContext: {
-                                runAsNonRoot: true,
-                                runAsUser: APP_UID,
-                                runAsGroup: APP_UID,
-                                seccompProfile: { type: "RuntimeDefault" },
-                            },
-                            // Soft spread over the workers: one node's loss takes at most about
-                            // half the pods, yet pods still schedule when only one worker is left.
-                            // The tainted control-plane node is not counted as an empty domain.
-                            topologySpreadConstraints: [
-                                {
-                                    maxSkew: 1,
-                                    topologyKey: "kubernetes.io/hostname",
-                                    whenUnsatisfiable: "ScheduleAnyway",
-                                    labelSelector: { matchLabels: labels },
-                                    matchLabelKeys: ["pod-template-hash"],
-                                    nodeTaintsPolicy: "Honor",
-                                },
-                            ],
-                            containers: [
-                                {
-                                    name: "http-go",
-                                    image: app.image,
-                                    ports: [{ name: "http", containerPort: CONTAINER_PORT, protocol: "TCP" }],
-                                    env: Object.entries(APP_ENV).map(([name, value]) => ({ name, value })),
-                                    // `/`, not `/healthz`: the seed's image serves only `/`.
-                                    readinessProbe: {
-                                        httpGet: { path: "/", port: "http" },
-                                        periodSeconds: 5,
-                                        timeoutSeconds: 2,
-                                        failureThreshold: 2,
-                                    },
-                                    livenessProbe: {
-                                        httpGet: { path: "/", port: "http" },
-                                        initialDelaySeconds: 5,
-                                        periodSeconds: 10,
-                                        timeoutSeconds: 2,
-                                        failureThreshold: 3,
-                                    },
-                                    // Sizing and the measured cost per request: docs/app-performance.md.
-                                    resources: {
-                                        requests: { cpu: "50m", memory: "32Mi" },
-                                        limits: { cpu: `${APP_CPU_LIMIT_MILLI}m`, memory: `${APP_MEMORY_LIMIT_MIB}Mi` },
-                                    },
-                                    securityContext: {
-                                        allowPrivilegeEscalation: false,
-                                        readOnlyRootFilesystem: true,
-                                        capabilities: { drop: ["ALL"] },
-                                    },
-                                },
-                            ],
-                        },
+                        spec: httpGoPodSpec(app.image, labels),
                     },
                 },
             },
@@ -231,14 +239,25 @@ export class HttpGoApp extends pulumi.ComponentResource {
             { ...k8sOpts, dependsOn: args.metricsServer ? [args.metricsServer] : [] },
         );
 
-        // MetalLB writes the Service's status whether or not GCP delivers traffic, so the Service
-        // being "ready" proves nothing about the path from the internet. This step does: it runs
-        // on the machine running Pulumi, GETs http://<ip>/ until it answers 200 or the bound
-        // passes, and fails `pulumi up` with what to check otherwise. It waits for the Service (the
-        // hint names it) and every part of the load balancer path, and re-runs when the address,
-        // the pod template or any part of that path changes (a replaced worker included).
+        this.reachable = this.checkReachable(name, args);
+
+        // Derived from the check's output: exported only once the check passed.
+        this.url = pulumi.all([this.reachable.stdout, args.loadBalancerIp]).apply(([, ip]) => `http://${ip}/`);
+
+        this.registerOutputs({ url: this.url, namespace });
+    }
+
+    /**
+     * MetalLB writes the Service's status whether or not GCP delivers traffic, so the Service
+     * being "ready" proves nothing about the path from the internet. This step does: it runs on the
+     * machine running Pulumi, GETs http://<ip>/ until it answers 200 or the bound passes, and fails
+     * `pulumi up` with what to check otherwise. It waits for the Service (the hint names it) and
+     * every part of the load balancer path, and re-runs when the address, the pod template or any
+     * part of that path changes (a replaced worker included).
+     */
+    private checkReachable(name: string, args: HttpGoAppArgs): command.local.Command {
         const target = pulumi.interpolate`http://${args.loadBalancerIp}/`;
-        this.reachable = new command.local.Command(
+        return new command.local.Command(
             `${name}-reachable`,
             {
                 create: pulumi.interpolate`node - '${target}' --timeout-seconds ${WAIT_TIMEOUT_SECONDS} --interval-seconds 5`,
@@ -252,11 +271,6 @@ export class HttpGoApp extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-
-        // Derived from the check's output: exported only once the check passed.
-        this.url = pulumi.all([this.reachable.stdout, target]).apply(([, url]) => url);
-
-        this.registerOutputs({ url: this.url, namespace });
     }
 }
 
