@@ -162,9 +162,23 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
             parent,
         );
 
+        [this.httpFirewall, this.healthCheckFirewall] = this.firewallRules(name, prefix, args);
+        this.trafficPath = describeTrafficPath(this, args.workerInstances);
+
+        this.registerOutputs({
+            address: this.address,
+            forwardingRule: this.forwardingRule.selfLink,
+            backendService: this.backendService.selfLink,
+            instanceGroup: this.instanceGroup.selfLink,
+        });
+    }
+
+    /** The two rules the traffic needs on the workers: HTTP to the reserved address, and the health checks. */
+    private firewallRules(name: string, prefix: string, args: AppLoadBalancerArgs): [gcp.compute.Firewall, gcp.compute.Firewall] {
+        const parent = { parent: this };
         // Only the reserved address is opened to the world: the workers' own external IPs (SSH,
         // node ports) stay closed to port 80.
-        this.httpFirewall = new gcp.compute.Firewall(
+        const http = new gcp.compute.Firewall(
             `${name}-allow-http`,
             {
                 name: `${prefix}-allow-web`,
@@ -179,7 +193,7 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
             parent,
         );
 
-        this.healthCheckFirewall = new gcp.compute.Firewall(
+        const health = new gcp.compute.Firewall(
             `${name}-allow-health`,
             {
                 name: `${prefix}-allow-hc`,
@@ -192,34 +206,33 @@ export class AppLoadBalancer extends pulumi.ComponentResource {
             },
             parent,
         );
-
-        // Creation times change when a part is recreated under the same name (its id would not);
-        // the backend service's fingerprint changes with every update of it; a member's VM is
-        // identified by its instance id, which changes when the VM is replaced.
-        const rule = (f: gcp.compute.Firewall) => ({
-            id: f.id,
-            created: f.creationTimestamp,
-            sourceRanges: f.sourceRanges,
-            destinationRanges: f.destinationRanges,
-            allows: f.allows,
-            targetTags: f.targetTags,
-        });
-        const fr = this.forwardingRule;
-        const bs = this.backendService;
-        this.trafficPath = pulumi.jsonStringify({
-            forwardingRule: { id: fr.id, created: fr.creationTimestamp, ipAddress: fr.ipAddress, ports: fr.ports },
-            backendService: { id: bs.id, created: bs.creationTimestamp, fingerprint: bs.fingerprint },
-            members: this.memberships.map((m, i) => ({ id: m.id, instanceId: args.workerInstances[i].instanceId })),
-            firewalls: [rule(this.httpFirewall), rule(this.healthCheckFirewall)],
-        });
-
-        this.registerOutputs({
-            address: this.address,
-            forwardingRule: this.forwardingRule.selfLink,
-            backendService: this.backendService.selfLink,
-            instanceGroup: this.instanceGroup.selfLink,
-        });
+        return [http, health];
     }
+}
+
+/**
+ * The traffic path as one string that changes whenever a part of it is created, replaced or
+ * re-pointed. Creation times change when a part is recreated under the same name (its id would
+ * not); the backend service's fingerprint changes with every update of it; a member's VM is
+ * identified by its instance id, which changes when the VM is replaced.
+ */
+function describeTrafficPath(lb: AppLoadBalancer, workerInstances: gcp.compute.Instance[]): pulumi.Output<string> {
+    const rule = (f: gcp.compute.Firewall) => ({
+        id: f.id,
+        created: f.creationTimestamp,
+        sourceRanges: f.sourceRanges,
+        destinationRanges: f.destinationRanges,
+        allows: f.allows,
+        targetTags: f.targetTags,
+    });
+    const fr = lb.forwardingRule;
+    const bs = lb.backendService;
+    return pulumi.jsonStringify({
+        forwardingRule: { id: fr.id, created: fr.creationTimestamp, ipAddress: fr.ipAddress, ports: fr.ports },
+        backendService: { id: bs.id, created: bs.creationTimestamp, fingerprint: bs.fingerprint },
+        members: lb.memberships.map((m, i) => ({ id: m.id, instanceId: workerInstances[i].instanceId })),
+        firewalls: [rule(lb.httpFirewall), rule(lb.healthCheckFirewall)],
+    });
 }
 
 function validateArgs(args: AppLoadBalancerArgs): void {
