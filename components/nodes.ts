@@ -82,6 +82,17 @@ export function nodeMetadata(sshPublicKey: string): Record<string, string> {
     };
 }
 
+/** What every node of one ClusterNodes shares. */
+interface NodeSettings {
+    /** The component's name, the prefix of every child's. */
+    name: string;
+    args: ClusterNodesArgs;
+    metadata: pulumi.Output<Record<string, string>>;
+    /** SSH user, key and dial retries of every connection. */
+    dialing: { user: string; privateKey: pulumi.Output<string>; dialErrorLimit: number; perDialTimeout: number };
+    serviceAccountEmail: pulumi.Output<string>;
+}
+
 /**
  * The VMs of the cluster: one control plane and `workerCount` workers, Ubuntu 24.04 LTS on
  * Shielded VMs, a service account of their own, an SSH key per stack, and a reserved static
@@ -143,94 +154,97 @@ export class ClusterNodes extends pulumi.ComponentResource {
         // A fresh VM takes a minute or two before sshd and our login are in place.
         const dialing = { user: sshUser, privateKey: this.sshPrivateKey, dialErrorLimit: 60, perDialTimeout: 20 };
 
-        /** A node with the static `natIp` is dialled there; one with a `proxy` behind it, once it is ready. */
-        const createNode = (
-            nodeName: string,
-            role: NodeRole,
-            reach: { natIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
-        ): ClusterNode => {
-            const natIp = "natIp" in reach ? reach.natIp : undefined;
-            const instance = new gcp.compute.Instance(
-                `${name}-${nodeName.slice(args.clusterName.length + 1)}`,
-                {
-                    name: nodeName,
-                    zone: args.zone,
-                    machineType: args.machineType,
-                    tags: [args.network.tags.node, role === "control-plane" ? args.network.tags.controlPlane : args.network.tags.worker],
-                    labels: { cluster: args.clusterName, role },
-                    bootDisk: {
-                        initializeParams: {
-                            image: versions.osImage,
-                            size: args.bootDiskSizeGb,
-                            type: "pd-balanced",
-                        },
-                    },
-                    networkInterfaces: [
-                        {
-                            subnetwork: args.network.subnet.id,
-                            // Workers get an ephemeral address: egress for packages and images without
-                            // a NAT gateway to pay for, and the first SSH dial (docs/node-access.md).
-                            accessConfigs: [{ natIp, networkTier: "PREMIUM" }],
-                        },
-                    ],
-                    serviceAccount: { email: serviceAccount.email, scopes: ["cloud-platform"] },
-                    shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
-                    metadata,
-                    allowStoppingForUpdate: true,
-                },
-                // The name is fixed (it is the node's hostname), so a replacement must free it first.
-                // The firewall rules are dependencies so that they outlive, on destroy, everything
-                // that reaches the nodes: every remote command and the Kubernetes provider hang off
-                // these VMs (docs/lifecycle.md).
-                { parent: this, deleteBeforeReplace: true, dependsOn: args.network.clusterRules },
-            );
-            const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
-            // An ephemeral address changes with every stop/start: read it now, not from the state.
-            const externalIp =
-                natIp ??
-                currentExternalIp(
-                    instance,
-                    instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? ""),
-                    this,
-                );
-            const hostKey = publishedHostKey(instance, externalIp, this);
-            const direct: command.types.input.remote.ConnectionArgs = { ...dialing, host: externalIp, hostKey };
-            // Through the control plane, a worker is at its internal IP for its whole life. The first
-            // dial is direct: pulumi-command retries a failed handshake through a proxy on a channel
-            // that is already closed, so a worker whose login is not in place yet would fail for good.
-            const connection: command.types.input.remote.ConnectionArgs =
-                "proxy" in reach ? { ...dialing, host: internalIp, hostKey, proxy: reach.proxy } : direct;
-            const ready = new command.remote.Command(
-                `${name}-${nodeName.slice(args.clusterName.length + 1)}-ready`,
-                {
-                    connection: direct,
-                    create: "hostname",
-                    // A replaced VM is a new machine: everything provisioned on it must run again.
-                    triggers: [instance.instanceId],
-                    addPreviousOutputInEnv: false,
-                },
-                { parent: this },
-            );
-            return {
-                name: nodeName,
-                role,
-                instance,
-                internalIp,
-                externalIp,
-                hostKey,
-                connection,
-                ready,
-            };
-        };
-
-        this.controlPlane = createNode(names.controlPlane, "control-plane", { natIp: apiAddress.address });
+        const shared: NodeSettings = { name, args, metadata, dialing, serviceAccountEmail: serviceAccount.email };
+        this.controlPlane = this.createNode(names.controlPlane, "control-plane", { natIp: apiAddress.address }, shared);
         this.controlPlaneProxy = { ...dialing, host: apiAddress.address, hostKey: this.controlPlane.hostKey };
-        this.workers = names.workers.map((w) => createNode(w, "worker", { proxy: this.controlPlaneProxy }));
+        this.workers = names.workers.map((w) => this.createNode(w, "worker", { proxy: this.controlPlaneProxy }, shared));
 
         this.registerOutputs({
             controlPlane: this.controlPlane.name,
             workers: this.workers.map((w) => w.name),
             apiAddress: this.apiAddress,
         });
+    }
+
+    /** A node with the static `natIp` is dialled there; one with a `proxy` behind it, once it is ready. */
+    private createNode(
+        nodeName: string,
+        role: NodeRole,
+        reach: { natIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
+        shared: NodeSettings,
+    ): ClusterNode {
+        const { name, args, metadata, dialing, serviceAccountEmail } = shared;
+        const natIp = "natIp" in reach ? reach.natIp : undefined;
+        const instance = new gcp.compute.Instance(
+            `${name}-${nodeName.slice(args.clusterName.length + 1)}`,
+            {
+                name: nodeName,
+                zone: args.zone,
+                machineType: args.machineType,
+                tags: [args.network.tags.node, role === "control-plane" ? args.network.tags.controlPlane : args.network.tags.worker],
+                labels: { cluster: args.clusterName, role },
+                bootDisk: {
+                    initializeParams: {
+                        image: versions.osImage,
+                        size: args.bootDiskSizeGb,
+                        type: "pd-balanced",
+                    },
+                },
+                networkInterfaces: [
+                    {
+                        subnetwork: args.network.subnet.id,
+                        // Workers get an ephemeral address: egress for packages and images without
+                        // a NAT gateway to pay for, and the first SSH dial (docs/node-access.md).
+                        accessConfigs: [{ natIp, networkTier: "PREMIUM" }],
+                    },
+                ],
+                serviceAccount: { email: serviceAccountEmail, scopes: ["cloud-platform"] },
+                shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
+                metadata,
+                allowStoppingForUpdate: true,
+            },
+            // The name is fixed (it is the node's hostname), so a replacement must free it first.
+            // The firewall rules are dependencies so that they outlive, on destroy, everything
+            // that reaches the nodes: every remote command and the Kubernetes provider hang off
+            // these VMs (docs/lifecycle.md).
+            { parent: this, deleteBeforeReplace: true, dependsOn: args.network.clusterRules },
+        );
+        const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
+        // An ephemeral address changes with every stop/start: read it now, not from the state.
+        const externalIp =
+            natIp ??
+            currentExternalIp(
+                instance,
+                instance.networkInterfaces.apply((nics) => nics[0].accessConfigs?.[0]?.natIp ?? ""),
+                this,
+            );
+        const hostKey = publishedHostKey(instance, externalIp, this);
+        const direct: command.types.input.remote.ConnectionArgs = { ...dialing, host: externalIp, hostKey };
+        // Through the control plane, a worker is at its internal IP for its whole life. The first
+        // dial is direct: pulumi-command retries a failed handshake through a proxy on a channel
+        // that is already closed, so a worker whose login is not in place yet would fail for good.
+        const connection: command.types.input.remote.ConnectionArgs =
+            "proxy" in reach ? { ...dialing, host: internalIp, hostKey, proxy: reach.proxy } : direct;
+        const ready = new command.remote.Command(
+            `${name}-${nodeName.slice(args.clusterName.length + 1)}-ready`,
+            {
+                connection: direct,
+                create: "hostname",
+                // A replaced VM is a new machine: everything provisioned on it must run again.
+                triggers: [instance.instanceId],
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this },
+        );
+        return {
+            name: nodeName,
+            role,
+            instance,
+            internalIp,
+            externalIp,
+            hostKey,
+            connection,
+            ready,
+        };
     }
 }
