@@ -155,7 +155,7 @@ describe("readPublishedHostKey: when to look at the VM's address, and what a mis
             },
             waitForSshd: async (host, port, deadline) => {
                 scans.push({ host, port, deadline, at: t });
-                return presents === undefined ? undefined : { banner: "SSH-2.0-OpenSSH_9.6p1", hostKey: presents };
+                return presents === undefined ? undefined : { hostKey: presents };
             },
             preview: false,
             now: () => t,
