@@ -55,6 +55,8 @@ UID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 API_WAIT_ATTEMPTS="${API_WAIT_ATTEMPTS:-12}"
 
 # read_pki_bundle: splits the bundle on stdin into $WORK/pki/<name>; names only what is wrong, never a value.
+# Reads to the end: pulumi-command hands stdin to the SSH session as a reader, which x/crypto/ssh
+# copies and then closes (Session.stdin: CloseWrite), so the end comes.
 read_pki_bundle() {
     local line name="" file
     mkdir -p "$WORK/pki"
