@@ -85,7 +85,7 @@ install_pki() {
     for file in "${PKI_FILES[@]}"; do
         if [[ -f $PKI_DIR/$file ]]; then
             cmp -s "$PKI_DIR/$file" "$WORK/pki/$file" ||
-                die "$PKI_DIR/$file is not the stack's: this control plane was initialised with another identity (a cluster made before the stack owned its CA, or the stack's identity resources were replaced). kubeadm cannot change a cluster's CA in place: replace the control plane (pulumi up --replace '<URN of the control-plane VM>'), which initialises it with the stack's identity (docs/identity.md)"
+                die "$PKI_DIR/$file is not the stack's: this control plane was initialised with another identity (a cluster made before the stack owned its CA, or the stack's identity resources were replaced). kubeadm cannot change a cluster's CA in place: replace the control plane (npm run replace:control-plane), which initialises it with the stack's identity (docs/identity.md)"
             continue
         fi
         mode=0644

@@ -503,6 +503,23 @@ describe("previews of the other transitions in docs/lifecycle.md", () => {
         expect([...changes.keys()].filter((n) => run.get(n).type.startsWith("gcp:") || run.get(n).type.startsWith("tls:")).sort()).toEqual([root]);
     });
 
+    test("control-plane VM replaced in two steps (npm run replace:control-plane): the VM's replacement no longer plans any provider", () => {
+        // Step 1, `pulumi destroy --target <provider> --target-dependents`, leaves the state without
+        // the provider and everything that depends on it; step 2 replaces the VM from there.
+        const provider = "k8s-dev-cluster-k8s";
+        const gone = new Set(run.resources.filter((r) => r.name === provider || transitiveDependencies(run, r.name).has(provider)).map((r) => r.name));
+        expect([...gone].filter((n) => run.get(n).type.startsWith("kubernetes:")).length).toBeGreaterThan(5);
+        const afterStepOne = { ...run, resources: run.resources.filter((r) => !gone.has(r.name)) };
+        const root = "k8s-dev-nodes-control-plane";
+        const changes = previewChanges(afterStepOne, run, { replace: [root] });
+        // Nothing of step 2's delete-before-replace fan-out is a provider resource or goes through one.
+        expect([...replacedBeforeRoot(run, changes, root)].filter((n) => gone.has(n))).toEqual([]);
+        expect(changes.get(provider)).toBe("create");
+        for (const n of gone) {
+            expect({ n, change: changes.get(n) ?? (run.get(n).custom ? "none" : "component") }).toEqual({ n, change: run.get(n).custom ? "create" : "component" });
+        }
+    });
+
     test("machine type change: the VMs are updated in place, nothing else changes in the preview", async () => {
         const bigger = await runProgram({ ...minimal, machineType: "e2-standard-2" });
         const changes = previewChanges(run, bigger);

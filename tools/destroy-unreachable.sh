@@ -15,44 +15,20 @@
 # (docs/lifecycle.md). Extra arguments go to `pulumi destroy` (e.g. --stack dev --yes).
 set -euo pipefail
 
-command -v pulumi >/dev/null 2>&1 || {
-	echo "The Pulumi CLI is required: https://www.pulumi.com/docs/install/" >&2
-	exit 1
-}
-
-stack_args=()
-for ((i = 1; i <= $#; i++)); do
-	case "${!i}" in
-	--stack | -s)
-		j=$((i + 1))
-		stack_args=(--stack "${!j}")
-		;;
-	--stack=*) stack_args=("${!i}") ;;
-	esac
-done
+# shellcheck source=tools/lib/stack.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/stack.sh"
+stack_args_from "$@"
 
 # Refuse on a live cluster: dropping its objects from the state and then declining (or failing) the
 # destroy would orphan them. Anything accepting a connection on the API endpoint counts as live.
-endpoint="$(pulumi stack output "${stack_args[@]}" apiEndpoint 2>/dev/null || true)"
-if [[ -n $endpoint && -z ${DESTROY_UNREACHABLE_FORCE:-} ]] && node -e '
-const url = new URL(process.argv[1]);
-const socket = require("net").connect({ host: url.hostname, port: Number(url.port || 443), timeout: 5000 });
-socket.on("connect", () => process.exit(0)).on("timeout", () => process.exit(1)).on("error", () => process.exit(1));' "$endpoint"; then
+endpoint="$(api_endpoint)"
+if [[ -z ${DESTROY_UNREACHABLE_FORCE:-} ]] && accepts_connections "$endpoint"; then
 	echo "The cluster's API server answers at $endpoint: use 'pulumi destroy'. (This command is for a stack whose cluster is already gone; set DESTROY_UNREACHABLE_FORCE=1 to run it anyway.)" >&2
 	exit 1
 fi
 
 # URNs of remote commands with a delete step, from the stack's state.
-urns="$(pulumi stack export "${stack_args[@]}" | node -e '
-let text = "";
-process.stdin.on("data", (d) => (text += d)).on("end", () => {
-    const resources = JSON.parse(text).deployment?.resources ?? [];
-    for (const r of resources) {
-        if (r.type === "command:remote:Command" && (r.inputs?.delete ?? r.outputs?.delete)) {
-            console.log(r.urn);
-        }
-    }
-});')"
+urns="$(state_urns 'r.type === "command:remote:Command" && (r.inputs?.delete ?? r.outputs?.delete)')"
 
 while IFS= read -r urn; do
 	[[ -n $urn ]] || continue

@@ -189,7 +189,7 @@ describe("kubeadm-init.sh and the stack's PKI", () => {
         writeRoot(sb, "etc/kubernetes/pki/ca.crt", "-----BEGIN TEST-----\nkubeadm's own CA\n-----END TEST-----\n");
         const result = runInit(sb, settings);
         expect(result.status).not.toBe(0);
-        expect(result.stderr).toMatch(/pki\/ca\.crt is not the stack's: this control plane was initialised with another identity.*pulumi up --replace/);
+        expect(result.stderr).toMatch(/pki\/ca\.crt is not the stack's: this control plane was initialised with another identity.*npm run replace:control-plane/);
         expect(readRoot(sb, "etc/kubernetes/pki/ca.crt")).toContain("kubeadm's own CA");
         expect(callsTo(sb, "kubeadm")).toEqual([]);
     });

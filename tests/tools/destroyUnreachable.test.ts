@@ -2,13 +2,7 @@
  * tools/destroy-unreachable.sh (`npm run destroy:unreachable`) against a stub `pulumi` that records
  * its calls and the environment they ran in.
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as net from "net";
-import * as os from "os";
-import * as path from "path";
-
-const tool = path.join(__dirname, "..", "..", "tools", "destroy-unreachable.sh");
+import { listening, runWithStubPulumi } from "./pulumiStub";
 
 const state = {
     deployment: {
@@ -22,31 +16,7 @@ const state = {
     },
 };
 
-async function listening(): Promise<net.Server> {
-    const server = net.createServer((socket) => socket.end());
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return server;
-}
-
-function runTool(args: string[], apiEndpoint = "https://127.0.0.1:1") {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "destroy-unreachable-"));
-    const log = path.join(dir, "calls.log");
-    fs.writeFileSync(path.join(dir, "state.json"), JSON.stringify(state));
-    fs.writeFileSync(
-        path.join(dir, "pulumi"),
-        `#!/usr/bin/env bash\nprintf '%s|K8S_DELETE_UNREACHABLE=%s\\n' "$*" "\${PULUMI_K8S_DELETE_UNREACHABLE:-unset}" >>"${log}"\n` +
-            `[[ $1 == stack && $2 == export ]] && cat "${dir}/state.json"\n` +
-            `[[ $1 == stack && $2 == output ]] && echo "${apiEndpoint}"\nexit 0\n`,
-        { mode: 0o755 },
-    );
-    const result = spawnSync("bash", [tool, ...args], {
-        encoding: "utf8",
-        env: { PATH: `${dir}:${process.env.PATH}`, HOME: dir },
-    });
-    const calls = fs.readFileSync(log, "utf8").trim().split("\n");
-    fs.rmSync(dir, { recursive: true, force: true });
-    return { ...result, calls };
-}
+const runTool = (args: string[], apiEndpoint?: string) => runWithStubPulumi("destroy-unreachable.sh", args, state, apiEndpoint);
 
 describe("destroy-unreachable.sh: teardown when the cluster is already gone", () => {
     test("drops the drain steps (and their dependents) from the state unrun, then destroys with PULUMI_K8S_DELETE_UNREACHABLE", () => {
@@ -62,11 +32,10 @@ describe("destroy-unreachable.sh: teardown when the cluster is already gone", ()
     });
 
     test("refuses, changing nothing, while the cluster's API endpoint accepts connections", async () => {
-        const server = await listening();
-        const port = (server.address() as net.AddressInfo).port;
+        const api = await listening();
         // spawnSync blocks this process, but the kernel still completes the handshake on a listening socket.
-        const r = runTool(["--yes"], `https://127.0.0.1:${port}`);
-        server.close();
+        const r = runTool(["--yes"], api.url);
+        api.close();
         expect(r.status).toBe(1);
         expect(r.stderr).toMatch(/API server answers at https:\/\/127\.0\.0\.1:\d+: use 'pulumi destroy'/);
         expect(r.calls).toEqual(["stack output apiEndpoint|K8S_DELETE_UNREACHABLE=unset"]);
