@@ -16,8 +16,8 @@
 # Installs those files into /etc/kubernetes/pki (each atomically, keys 0600) unless they are there
 # already; kubeadm init then signs every other certificate with them. A file that is there with other
 # contents stops the script: the node was initialised with another identity, which kubeadm cannot
-# swap in place. Writes /etc/kubernetes/kubeadm-config.yaml (kubeadm.k8s.io/v1beta4), runs `kubeadm init` unless the
-# node already runs a control plane, then applies Flannel with the pod CIDR. The init bootstrap token is
+# swap in place. Writes /etc/kubernetes/kubeadm-config.yaml (kubeadm.k8s.io/v1beta4), runs
+# `kubeadm init` unless the node already runs a control plane, then applies Flannel with the pod CIDR. The init bootstrap token is
 # never printed (--skip-token-print) and lives 15 minutes: workers get their own from join-token.sh.
 # kubeadm writes admin.conf long before its last phases, so a control plane whose API answers is only
 # taken as initialised once the objects of those phases exist (kubeadm-config, cluster-info,
