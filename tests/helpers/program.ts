@@ -362,7 +362,7 @@ export function transitiveDependencies(recording: Recording, name: string): Set<
  */
 export type Change = "create" | "update" | "replace" | "delete" | "delete-children";
 
-/** The options of a preview: what `pulumi up --replace` names, and what the last deployment left in the state. */
+/** The options of a preview: what `pulumi up --replace` names. */
 export interface PreviewOptions {
     /** Resources replaced regardless of their inputs (`pulumi up --replace`). */
     replace?: string[];
