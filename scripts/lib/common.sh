@@ -302,11 +302,19 @@ node_kubelet_version() {
 
 # drain_for_upgrade NODE VERSION TIMEOUT: cordons and drains NODE through the eviction API, so
 # PodDisruptionBudgets are respected: a drain they block fails after TIMEOUT seconds instead of
-# forcing pods off. The annotation records that the upgrade, not a person, cordoned the node.
+# forcing pods off. The annotation records that the upgrade, not a person, cordoned the node; a node
+# that is already cordoned without it was cordoned by hand, is drained all the same, and is left
+# cordoned afterwards (wait_node_upgraded uncordons only annotated nodes).
 drain_for_upgrade() {
-    local node="$1" version="$2" timeout="$3"
-    retry kubectl_admin annotate node "$node" --overwrite "$UPGRADE_DRAIN_ANNOTATION=$version" >&2 ||
-        die "could not annotate node $node"
+    local node="$1" version="$2" timeout="$3" unschedulable marker
+    unschedulable="$(retry kubectl_admin get node "$node" -o 'jsonpath={.spec.unschedulable}')" || die "could not read node $node"
+    marker="$(retry kubectl_admin get node "$node" -o "jsonpath={.metadata.annotations.${UPGRADE_DRAIN_ANNOTATION}}")" || die "could not read node $node"
+    if [[ $unschedulable == true && -z $marker ]]; then
+        log "$node was cordoned by hand: draining it for the upgrade; it stays cordoned afterwards ('kubectl uncordon $node' when you are done with it)"
+    else
+        retry kubectl_admin annotate node "$node" --overwrite "$UPGRADE_DRAIN_ANNOTATION=$version" >&2 ||
+            die "could not annotate node $node"
+    fi
     log "draining $node (PodDisruptionBudgets respected, at most ${timeout}s)"
     kubectl_admin drain "$node" --ignore-daemonsets --delete-emptydir-data --timeout="${timeout}s" >&2 ||
         die "draining $node did not finish within ${timeout}s (a PodDisruptionBudget may allow no disruption: 'kubectl get pdb -A'); $node stays cordoned, re-run 'pulumi up' once pods can move, or 'kubectl uncordon $node' to give up"

@@ -283,6 +283,20 @@ describe("upgrade-drain.sh and upgrade-uncordon.sh (control plane, per worker)",
         expect(changes(sb)).toEqual([]);
     });
 
+    test("a node cordoned by hand before the upgrade is drained for it and stays cordoned afterwards", () => {
+        const sb = cluster("v1.36.2");
+        setState(sb, `cordoned/${worker}`);
+        const drained = drain(sb);
+        expect(drained.status).toBe(0);
+        expect(drained.stderr).toMatch(/k8s-worker-1 was cordoned by hand: draining it for the upgrade; it stays cordoned afterwards/);
+        expect(changes(sb)).toEqual([`drain ${worker} --ignore-daemonsets --delete-emptydir-data --timeout=300s`]);
+        setState(sb, `nodes/${worker}`, "v1.37.2"); // upgrade-worker.sh ran on the worker
+        clearCalls(sb);
+        expect(uncordon(sb).status).toBe(0);
+        expect(changes(sb)).toEqual([]);
+        expect(hasState(sb, `cordoned/${worker}`)).toBe(true);
+    });
+
     test("refuses a worker whose kubelet is newer than the control plane", () => {
         const sb = cluster("v1.38.0");
         const result = drain(sb);
