@@ -25,9 +25,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 : "${RENEW_WITHIN_DAYS:?RENEW_WITHIN_DAYS is required (renew when the admin credentials expire within this many days)}"
 STATIC_POD_TIMEOUT_SECONDS="${STATIC_POD_TIMEOUT_SECONDS:-120}"
-MANIFESTS="$ROOT/etc/kubernetes/manifests"
-# Outside the kubelet's staticPodPath, on the same filesystem (a rename, never a half-written file).
-PARKED="$ROOT/etc/kubernetes/manifests-parked-for-restart"
 # etcd first: the API server's certificates for etcd are checked against the restarted etcd.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 RFC3339_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
@@ -74,34 +71,23 @@ wait_until() {
 
 not_running() { ! component_running "$1"; }
 
-restore_parked() {
-    local file
-    [[ -d $PARKED ]] || return 0
-    for file in "$PARKED"/*.yaml; do
-        [[ -e $file ]] || continue
-        log "putting back $(basename "$file"), parked by an interrupted run"
-        mv -f "$file" "$MANIFESTS/"
-    done
-    rm -rf "$PARKED"
-}
-
 # restart_static_pods: for each control-plane manifest present, moves it out until its container has
 # stopped, then back until it runs again (kubeadm's certificate guide: remove the manifest, wait for the
 # kubelet's fileCheckFrequency, put it back).
 restart_static_pods() {
     local component manifest restarted=0
-    mkdir -p "$PARKED"
+    mkdir -p "$PARKED_MANIFESTS"
     for component in "${COMPONENTS[@]}"; do
         manifest="$MANIFESTS/$component.yaml"
         [[ -f $manifest ]] || continue
         log "restarting $component to load the renewed certificates"
-        mv -f "$manifest" "$PARKED/"
+        mv -f "$manifest" "$PARKED_MANIFESTS/"
         wait_until "$STATIC_POD_TIMEOUT_SECONDS" "the kubelet stopping $component" not_running "$component"
-        mv -f "$PARKED/$component.yaml" "$manifest"
+        mv -f "$PARKED_MANIFESTS/$component.yaml" "$manifest"
         wait_until "$STATIC_POD_TIMEOUT_SECONDS" "the kubelet starting $component again" component_running "$component"
         restarted=1
     done
-    rm -rf "$PARKED"
+    rm -rf "$PARKED_MANIFESTS"
     if ((restarted)); then
         wait_until "$STATIC_POD_TIMEOUT_SECONDS" "the API server answering /readyz" api_ready
     fi
@@ -109,7 +95,7 @@ restart_static_pods() {
 
 main() {
     validate_settings
-    restore_parked
+    restore_parked_manifests || true
     local expiry expires_at now window
     expiry="$(admin_expiry)"
     expires_at="$(date -u -d "$expiry" +%s)"

@@ -93,6 +93,10 @@ upgrade_kubelet() {
 main() {
     validate_settings
     local current deb target
+    # A renewal interrupted with a manifest parked would leave that component stopped for the upgrade.
+    if restore_parked_manifests; then
+        RETRY_ATTEMPTS=12 retry api_ready || die "the API server does not answer after its manifest was put back (check 'crictl ps -a' and 'journalctl -u kubelet')"
+    fi
     current="$(cluster_version)"
     log "the cluster runs $current; kubernetesVersion is $K8S_MINOR"
     refuse_unsupported_step "$current"

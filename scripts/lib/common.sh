@@ -300,6 +300,28 @@ node_kubelet_version() {
     retry kubectl_admin get node "$1" -o 'jsonpath={.status.nodeInfo.kubeletVersion}'
 }
 
+# The kubelet's static Pod manifests, and where renew-certs.sh parks one while the kubelet stops its
+# Pod (outside staticPodPath, on the same filesystem: a rename, never a half-written file).
+MANIFESTS="$ROOT/etc/kubernetes/manifests"
+PARKED_MANIFESTS="$ROOT/etc/kubernetes/manifests-parked-for-restart"
+
+# restore_parked_manifests: puts back every manifest an interrupted renew-certs.sh left parked, so no
+# control-plane component stays stopped (every step that needs the API server calls it first). True
+# when it put one back.
+restore_parked_manifests() {
+    local file restored=1
+    [[ -d $PARKED_MANIFESTS ]] || return 1
+    mkdir -p "$MANIFESTS"
+    for file in "$PARKED_MANIFESTS"/*.yaml; do
+        [[ -e $file ]] || continue
+        log "putting back $(basename "$file"), parked by an interrupted certificate renewal"
+        mv -f "$file" "$MANIFESTS/"
+        restored=0
+    done
+    rm -rf "$PARKED_MANIFESTS"
+    return "$restored"
+}
+
 # drain_for_upgrade NODE VERSION TIMEOUT: cordons and drains NODE through the eviction API, so
 # PodDisruptionBudgets are respected: a drain they block fails after TIMEOUT seconds instead of
 # forcing pods off. The annotation records that the upgrade, not a person, cordoned the node; a node

@@ -1,5 +1,5 @@
 import {
-    callsTo, calls, clearCalls, createSandbox, hasState, holdAptListsLock, perlPath, readRoot, releaseAptLocks, removeSandboxes, runScript, Sandbox,
+    callsTo, calls, clearCalls, createSandbox, existsRoot, hasState, holdAptListsLock, perlPath, readRoot, releaseAptLocks, removeSandboxes, runScript, Sandbox,
     setState, snapshotRoot, writeRoot,
 } from "./harness";
 
@@ -97,6 +97,18 @@ describe("upgrade-control-plane.sh", () => {
         expect(installs(sb)).toEqual([]);
         expect(callsTo(sb, "kubeadm")).toEqual([]);
         expect(snapshotRoot(sb)).toEqual(before);
+    });
+
+    test("a manifest parked by an interrupted certificate renewal is put back before anything else", () => {
+        const sb = controlPlane("v1.36.2");
+        writeRoot(sb, "etc/kubernetes/manifests-parked-for-restart/kube-apiserver.yaml", "kind: Pod\n");
+        const result = upgrade(sb, "1.36");
+        expect(result.status).toBe(0);
+        expect(result.stderr).toMatch(/putting back kube-apiserver\.yaml, parked by an interrupted certificate renewal/);
+        expect(readRoot(sb, "etc/kubernetes/manifests/kube-apiserver.yaml")).toBe("kind: Pod\n");
+        expect(existsRoot(sb, "etc/kubernetes/manifests-parked-for-restart")).toBe(false);
+        // Put back first: before the step reads the cluster's version.
+        expect(calls(sb)[0]).toMatch(/^kubectl .* get --raw \/readyz$/);
     });
 
     test("never moves to a newer patch of the minor it runs (a re-run for a changed script text must not roll the cluster)", () => {
