@@ -78,12 +78,11 @@ apply_upgrade() {
 
 upgrade_kubelet() {
     local deb="$1" target="$2"
+    # A run killed between the kubelet's install and its restart left a restart to do.
+    restart_kubelet_if_pending
     if [[ "$(installed_version kubelet)" != "$target" ]]; then
         drain_for_upgrade "$NODE_NAME" "$target" "$DRAIN_TIMEOUT_SECONDS"
-        install_kube_packages "$deb" kubelet kubectl
-        systemctl daemon-reload
-        log "restarting the kubelet"
-        systemctl restart kubelet
+        upgrade_kubelet_packages "$deb"
     elif [[ "$(installed_version kubectl)" != "$target" ]]; then
         install_kube_packages "$deb" kubectl
     fi

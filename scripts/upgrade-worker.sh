@@ -55,14 +55,13 @@ upgrade() {
     [[ "$(installed_version kubeadm)" == "$KUBERNETES_VERSION" ]] || install_kube_packages "$deb" kubeadm
     log "kubeadm upgrade node (kubelet configuration for $KUBERNETES_VERSION)"
     kubeadm upgrade node >&2 || die "'kubeadm upgrade node' failed (its output above says why); re-run 'pulumi up' once fixed"
-    install_kube_packages "$deb" kubelet kubectl
-    systemctl daemon-reload
-    log "restarting the kubelet"
-    systemctl restart kubelet
+    upgrade_kubelet_packages "$deb"
 }
 
 main() {
     validate_settings
+    # A run killed between the kubelet's install and its restart left a restart to do.
+    restart_kubelet_if_pending
     if up_to_date; then
         log "kubeadm, kubelet and kubectl already are $KUBERNETES_VERSION; nothing to do"
     else

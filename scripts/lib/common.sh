@@ -266,6 +266,28 @@ install_kube_packages() {
     apt-mark hold "$@" >&2
 }
 
+# Written before the kubelet's package is upgraded and removed once the kubelet has restarted: the
+# package leaves the running kubelet alone, so a run killed in between must restart it on the next
+# run, which sees the package already upgraded.
+KUBELET_RESTART_PENDING="$ROOT/var/lib/kubeadm-gcp/kubelet-restart-pending"
+
+# upgrade_kubelet_packages DEB: installs kubelet and kubectl of DEB, then restarts the kubelet.
+upgrade_kubelet_packages() {
+    mkdir -p "$(dirname "$KUBELET_RESTART_PENDING")"
+    printf '%s\n' "$1" >"$KUBELET_RESTART_PENDING"
+    install_kube_packages "$1" kubelet kubectl
+    restart_kubelet_if_pending
+}
+
+# restart_kubelet_if_pending: restarts the kubelet when its package was upgraded without a restart since.
+restart_kubelet_if_pending() {
+    [[ -f $KUBELET_RESTART_PENDING ]] || return 0
+    systemctl daemon-reload
+    log "restarting the kubelet (its package was upgraded to $(cat "$KUBELET_RESTART_PENDING"))"
+    systemctl restart kubelet
+    rm -f "$KUBELET_RESTART_PENDING"
+}
+
 # minor_of VERSION: 37 for v1.37.2 or 1.37.
 minor_of() {
     local v="${1#v}"

@@ -1,3 +1,5 @@
+import * as fs from "fs";
+import * as path from "path";
 import {
     callsTo, calls, clearCalls, createSandbox, existsRoot, hasState, holdAptListsLock, perlPath, readRoot, releaseAptLocks, removeSandboxes, runScript, Sandbox,
     setState, snapshotRoot, writeRoot,
@@ -16,7 +18,17 @@ function node(minor: string, deb: string): Sandbox {
         setState(sb, `pkg/${pkg}`, deb);
         setState(sb, `hold/${pkg}`);
     }
+    // The kubelet runs the package it was last started with (the systemctl stub updates it on restart).
+    setState(sb, "kubelet-running", deb);
     return sb;
+}
+
+/** What a run killed after the kubelet's package upgrade but before its restart leaves on a node. */
+function killedBeforeKubeletRestart(sb: Sandbox, deb: string): void {
+    for (const pkg of ["kubeadm", "kubelet", "kubectl"]) {
+        setState(sb, `pkg/${pkg}`, deb);
+    }
+    writeRoot(sb, "var/lib/kubeadm-gcp/kubelet-restart-pending", `${deb}\n`);
 }
 
 /** The control plane of a cluster running `version`, its packages at the same patch. */
@@ -157,6 +169,38 @@ describe("upgrade-control-plane.sh", () => {
         expect(installs(sb)).toEqual(["kubelet=1.37.2-1.1 kubectl=1.37.2-1.1"]);
         expect(kubectlCalls(sb)).toContain(`uncordon ${cpName}`);
         expect(hasState(sb, "annotations/k8s-control-plane/kubeadm-gcp_drained-for-upgrade")).toBe(false);
+    });
+});
+
+describe("a kubelet restart that never happened (the run killed between the package and the restart)", () => {
+    test("on the control plane: the next run restarts the kubelet, waits for it and uncordons the node", () => {
+        const sb = controlPlane("v1.37.2");
+        setState(sb, "kubelet-running", "1.36.2-1.1");
+        killedBeforeKubeletRestart(sb, "1.37.2-1.1");
+        setState(sb, `annotations/${cpName}/kubeadm-gcp_drained-for-upgrade`, "v1.37.2");
+        const result = runScript(sb, "upgrade-control-plane", { K8S_MINOR: "1.37", NODE_NAME: cpName }, { env: { POLL_INTERVAL_SECONDS: "0", READY_TIMEOUT_SECONDS: "2" } });
+        expect(result.stderr).toMatch(/restarting the kubelet \(its package was upgraded to 1\.37\.2-1\.1\)/);
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "systemctl")).toEqual(["systemctl daemon-reload", "systemctl restart kubelet"]);
+        expect(installs(sb)).toEqual([]);
+        expect(kubectlCalls(sb)).toContain(`uncordon ${cpName}`);
+        expect(existsRoot(sb, "var/lib/kubeadm-gcp/kubelet-restart-pending")).toBe(false);
+    });
+
+    test("on a worker: the next run restarts the kubelet, though every package is already the version", () => {
+        const sb = node("1.37", "1.36.2-1.1");
+        writeRoot(sb, "etc/kubernetes/kubelet.conf", "kubelet config\n");
+        killedBeforeKubeletRestart(sb, "1.37.2-1.1");
+        const result = runScript(sb, "upgrade-worker", { KUBERNETES_VERSION: "v1.37.2" });
+        expect(result.status).toBe(0);
+        expect(callsTo(sb, "systemctl")).toEqual(["systemctl daemon-reload", "systemctl restart kubelet"]);
+        // The stub's kubelet now runs the upgraded package.
+        expect(fs.readFileSync(path.join(sb.state, "kubelet-running"), "utf8")).toBe("1.37.2-1.1");
+        expect(existsRoot(sb, "var/lib/kubeadm-gcp/kubelet-restart-pending")).toBe(false);
+        // A second run finds nothing to do.
+        clearCalls(sb);
+        expect(runScript(sb, "upgrade-worker", { KUBERNETES_VERSION: "v1.37.2" }).status).toBe(0);
+        expect(callsTo(sb, "systemctl")).toEqual([]);
     });
 });
 
