@@ -63,11 +63,28 @@ upgrade_kubeadm() {
     [[ "$(installed_version kubeadm)" == "$target" ]] || die "kubeadm $(installed_version kubeadm) is installed after upgrading it, expected $target"
 }
 
+# recorded_version: the version in kubeadm's ClusterConfiguration (kube-system/kubeadm-config), which
+# `kubeadm init` and `kubeadm upgrade apply` upload only after the control-plane Pods run it: an apply
+# that stopped after its control-plane phase leaves the older version there (and the kubelet
+# configuration, CoreDNS and kube-proxy with it).
+recorded_version() {
+    local config
+    config="$(retry kubectl_admin get -n kube-system configmap kubeadm-config -o 'jsonpath={.data.ClusterConfiguration}')" ||
+        die "could not read kube-system/kubeadm-config (kubeadm's ClusterConfiguration)"
+    sed -n 's/^kubernetesVersion:[[:space:]]*"\{0,1\}\([^"[:space:]]*\)"\{0,1\}[[:space:]]*$/\1/p' <<<"$config" | head -n 1
+}
+
 apply_upgrade() {
-    local current="$1" target="$2"
+    local current="$1" target="$2" recorded
     if [[ $current == "$target" ]]; then
-        log "the control plane already runs $target"
-        return 0
+        recorded="$(recorded_version)"
+        # kubeadm writes the version as given, with or without its "v" (its defaults print 1.36.0).
+        if [[ -n $recorded && ${recorded#v} == "${target#v}" ]]; then
+            log "the control plane already runs $target"
+            return 0
+        fi
+        # kubeadm supports applying the version a cluster runs again (kubernetes/kubeadm#2752).
+        warn "the API server runs $target but kubeadm's configuration records ${recorded:-no version}: an earlier 'kubeadm upgrade apply' stopped after its control-plane phase; applying $target again to finish it"
     fi
     log "kubeadm upgrade plan $target (checks the cluster's health and the upgrade)"
     kubeadm upgrade plan "$target" >&2 || die "'kubeadm upgrade plan $target' failed: the cluster cannot be upgraded as it is (its output above says why)"

@@ -37,6 +37,7 @@ function controlPlane(version: string): Sandbox {
     const sb = node(minor, `${minor}.${patch}-1.1`);
     writeRoot(sb, "etc/kubernetes/admin.conf", "apiVersion: v1\nkind: Config\n");
     setState(sb, "server-version", version);
+    setState(sb, "kubeadm-config-version", version); // what kubeadm init uploaded
     setState(sb, `nodes/${cpName}`); // empty: the node reports the kubelet package of this host
     setState(sb, "api-up");
     return sb;
@@ -121,6 +122,29 @@ describe("upgrade-control-plane.sh", () => {
         expect(existsRoot(sb, "etc/kubernetes/manifests-parked-for-restart")).toBe(false);
         // Put back first: before the step reads the cluster's version.
         expect(calls(sb)[0]).toMatch(/^kubectl .* get --raw \/readyz$/);
+    });
+
+    test("an apply that stopped after its control-plane phase is applied again by the next run, which finishes it", () => {
+        const sb = controlPlane("v1.36.2");
+        const failed = upgrade(sb, "1.37", { STUB_APPLY_FAIL_AFTER_CONTROL_PLANE: "1" });
+        expect(failed.status).not.toBe(0);
+        clearCalls(sb);
+        // The API server already runs v1.37.2; kubeadm's configuration still records v1.36.2.
+        const resumed = upgrade(sb, "1.37");
+        expect(resumed.status).toBe(0);
+        expect(resumed.stderr).toMatch(/the API server runs v1\.37\.2 but kubeadm's configuration records v1\.36\.2: an earlier 'kubeadm upgrade apply' stopped after its control-plane phase; applying v1\.37\.2 again/);
+        expect(callsTo(sb, "kubeadm").filter((l) => l.startsWith("kubeadm upgrade"))).toEqual(["kubeadm upgrade plan v1.37.2", "kubeadm upgrade apply -y v1.37.2"]);
+        expect(resumed.stdout).toBe("v1.37.2\n");
+        clearCalls(sb);
+        expect(upgrade(sb, "1.37").status).toBe(0);
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
+    });
+
+    test("kubeadm's configuration may record the version without its v: still complete", () => {
+        const sb = controlPlane("v1.37.2");
+        setState(sb, "kubeadm-config-version", "1.37.2");
+        expect(upgrade(sb, "1.37").status).toBe(0);
+        expect(callsTo(sb, "kubeadm")).toEqual([]);
     });
 
     test("never moves to a newer patch of the minor it runs (a re-run for a changed script text must not roll the cluster)", () => {
