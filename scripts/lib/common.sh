@@ -344,9 +344,9 @@ restore_parked_manifests() {
     return "$restored"
 }
 
-# drain_for_upgrade NODE VERSION TIMEOUT: cordons and drains NODE through the eviction API, so
-# PodDisruptionBudgets are respected: a drain they block fails after TIMEOUT seconds instead of
-# forcing pods off. The annotation records that the upgrade, not a person, cordoned the node; a node
+# drain_for_upgrade NODE VERSION TIMEOUT [KUBECTL_DRAIN_FLAG...]: cordons and drains NODE through the
+# eviction API, so PodDisruptionBudgets are respected: a drain they block fails after TIMEOUT seconds
+# instead of forcing pods off (extra flags, such as --disable-eviction, change that). The annotation records that the upgrade, not a person, cordoned the node; a node
 # that is already cordoned without it was cordoned by hand, is drained all the same, and is left
 # cordoned afterwards (wait_node_upgraded uncordons only annotated nodes).
 drain_for_upgrade() {
@@ -359,8 +359,12 @@ drain_for_upgrade() {
         retry kubectl_admin annotate node "$node" --overwrite "$UPGRADE_DRAIN_ANNOTATION=$version" >&2 ||
             die "could not annotate node $node"
     fi
-    log "draining $node (PodDisruptionBudgets respected, at most ${timeout}s)"
-    kubectl_admin drain "$node" --ignore-daemonsets --delete-emptydir-data --timeout="${timeout}s" >&2 ||
+    if (($# > 3)); then
+        log "draining $node (${*:4}, at most ${timeout}s)"
+    else
+        log "draining $node (PodDisruptionBudgets respected, at most ${timeout}s)"
+    fi
+    kubectl_admin drain "$node" --ignore-daemonsets --delete-emptydir-data --timeout="${timeout}s" "${@:4}" >&2 ||
         die "draining $node did not finish within ${timeout}s (a PodDisruptionBudget may allow no disruption: 'kubectl get pdb -A'); $node stays cordoned, re-run 'pulumi up' once pods can move, or 'kubectl uncordon $node' to give up"
 }
 

@@ -8,7 +8,9 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import { runProgram } from "../helpers/program";
 import { ControlPlane, kubernetesRelease, startControlPlane } from "./controlPlane";
+import { manifestsOf } from "./manifests";
 
 let cp: ControlPlane;
 beforeAll(async () => {
@@ -139,5 +141,85 @@ describe("upgrade-drain.sh and upgrade-uncordon.sh against the real API server",
         expect(JSON.parse(cp.kubectlOk(["-n", ns, "get", "pods", "-o", "json"])).items).toHaveLength(1);
         expect(node("upgrade-worker-3").spec.unschedulable).toBe(true);
         expect(drainedFor("upgrade-worker-3")).toBe("v1.37.2");
+    });
+});
+
+describe("upgrade-drain.sh on a cluster's only worker, with the app's real Deployment and PodDisruptionBudget", () => {
+    test("eviction could never finish (the replacement has nowhere to run); the step drains by deletion and says the app is down", async () => {
+        for (const n of JSON.parse(cp.kubectlOk(["get", "nodes", "-o", "json"])).items as any[]) {
+            cp.kubectlOk(["delete", "node", n.metadata.name]);
+        }
+        const run = await runProgram({ "gcp:project": "test-project", workerCount: "1" });
+        const app = manifestsOf(run.resources).filter((m) => ["Namespace", "Deployment", "PodDisruptionBudget"].includes(m.kind) && m.metadata.name === "http-go");
+        const ns = app.find((m) => m.kind === "Deployment")!.metadata.namespace!;
+        const replicas = (app.find((m) => m.kind === "Deployment")!.spec as any).replicas as number;
+        for (const m of app.sort((a) => (a.kind === "Namespace" ? -1 : 1))) {
+            cp.kubectlOk(["apply", "--server-side", "-f", "-"], JSON.stringify(m));
+        }
+        createNode("sole-worker", "v1.36.2");
+
+        // Stands in for the scheduler and the kubelet: binds a new pod to a schedulable node (none once
+        // the only worker is cordoned: the pod stays Pending, as the real scheduler leaves it), marks it
+        // Ready, and finishes deletions.
+        let stopped = false;
+        const kubelet = (async () => {
+            while (!stopped) {
+                const pods = JSON.parse(cp.kubectl(["-n", ns, "get", "pods", "-o", "json"]).stdout || '{"items":[]}').items as any[];
+                for (const p of pods.filter((x) => x.metadata.deletionTimestamp)) {
+                    cp.kubectl(["-n", ns, "delete", "pod", p.metadata.name, "--grace-period=0", "--force"]);
+                }
+                const schedulable = !node("sole-worker").spec.unschedulable;
+                for (const p of pods.filter((x) => !x.spec.nodeName && !x.metadata.deletionTimestamp && schedulable)) {
+                    const binding = { apiVersion: "v1", kind: "Binding", metadata: { name: p.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: "sole-worker" } };
+                    cp.kubectl(["create", "--raw", `/api/v1/namespaces/${ns}/pods/${p.metadata.name}/binding`, "-f", "-"], JSON.stringify(binding));
+                    const now = new Date().toISOString();
+                    cp.kubectl(["-n", ns, "patch", "pod", p.metadata.name, "--subresource=status", "--type=merge",
+                        "-p", JSON.stringify({ status: { phase: "Running", conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }] } })]);
+                }
+                await sleep(300);
+            }
+        })();
+        const onNode = () => (JSON.parse(cp.kubectlOk(["-n", ns, "get", "pods", "--field-selector", "spec.nodeName=sole-worker", "-o", "json"])).items as any[]).length;
+        try {
+            for (let i = 0; i < 100 && onNode() < replicas; i++) {
+                await sleep(300);
+            }
+            for (let i = 0; i < 100; i++) {
+                const pdb = JSON.parse(cp.kubectlOk(["-n", ns, "get", "pdb", "http-go", "-o", "json"]));
+                if (pdb.status?.currentHealthy === replicas && pdb.status?.disruptionsAllowed === 1) {
+                    break;
+                }
+                await sleep(300);
+            }
+            expect(onNode()).toBe(replicas);
+
+            // What a drain through evictions does here: one pod goes, its replacement stays Pending,
+            // and the budget refuses every further eviction until the drain gives up.
+            const evicting = cp.kubectl(["drain", "sole-worker", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=8s"]);
+            expect(evicting.status).not.toBe(0);
+            expect(evicting.stderr).toMatch(/disruption budget/);
+            // (The stand-in finishes the evicted pod's deletion once this synchronous call returns.)
+            for (let i = 0; i < 20 && onNode() > replicas - 1; i++) {
+                await sleep(300);
+            }
+            expect(onNode()).toBe(replicas - 1);
+            const pending = (JSON.parse(cp.kubectlOk(["-n", ns, "get", "pods", "-o", "json"])).items as any[]).filter((p) => !p.spec.nodeName);
+            expect(pending).toHaveLength(1);
+            cp.kubectlOk(["uncordon", "sole-worker"]);
+            for (let i = 0; i < 100 && onNode() < replicas; i++) {
+                await sleep(300);
+            }
+
+            const r = await runOnControlPlane("upgrade-drain", { NODE_NAME: "sole-worker", KUBERNETES_VERSION: "v1.37.2", DRAIN_TIMEOUT_SECONDS: "60" });
+            expect(r.stderr).toMatch(/sole-worker is the cluster's only worker: .*the app is down until the upgraded worker is Ready again/);
+            expect(r.status).toBe(0);
+            expect(r.stdout).toBe("v1.37.2\n");
+            expect(onNode()).toBe(0);
+            expect(node("sole-worker").spec.unschedulable).toBe(true);
+            expect(drainedFor("sole-worker")).toBe("v1.37.2");
+        } finally {
+            stopped = true;
+            await kubelet;
+        }
     });
 });

@@ -38,7 +38,8 @@ function controlPlane(version: string): Sandbox {
     writeRoot(sb, "etc/kubernetes/admin.conf", "apiVersion: v1\nkind: Config\n");
     setState(sb, "server-version", version);
     setState(sb, "kubeadm-config-version", version); // what kubeadm init uploaded
-    setState(sb, `nodes/${cpName}`); // empty: the node reports the kubelet package of this host
+    setState(sb, `nodes/${cpName}`);
+    setState(sb, `control-plane/${cpName}`); // labelled node-role.kubernetes.io/control-plane // empty: the node reports the kubelet package of this host
     setState(sb, "api-up");
     return sb;
 }
@@ -303,9 +304,13 @@ describe("upgrade-worker.sh", () => {
 });
 
 describe("upgrade-drain.sh and upgrade-uncordon.sh (control plane, per worker)", () => {
-    function cluster(workerKubelet: string): Sandbox {
+    /** The default stack: the control plane and two workers, the second already upgraded. */
+    function cluster(workerKubelet: string, workers = 2): Sandbox {
         const sb = controlPlane("v1.37.2");
         setState(sb, `nodes/${worker}`, workerKubelet);
+        if (workers > 1) {
+            setState(sb, "nodes/k8s-worker-2", "v1.37.2");
+        }
         return sb;
     }
     const drain = (sb: Sandbox, version = "v1.37.2", env: Record<string, string> = {}) =>
@@ -375,6 +380,17 @@ describe("upgrade-drain.sh and upgrade-uncordon.sh (control plane, per worker)",
         expect(uncordon(sb).status).toBe(0);
         expect(changes(sb)).toEqual([]);
         expect(hasState(sb, `cordoned/${worker}`)).toBe(true);
+    });
+
+    test("the only worker is drained by deleting its pods (no budget could ever let them go), saying the app is down until it is back", () => {
+        const sb = cluster("v1.36.2", 1);
+        const drained = drain(sb);
+        expect(drained.status).toBe(0);
+        expect(drained.stderr).toMatch(/k8s-worker-1 is the cluster's only worker: .* the app is down until the upgraded worker is Ready again/);
+        expect(changes(sb)).toEqual([
+            `annotate node ${worker} --overwrite kubeadm-gcp/drained-for-upgrade=v1.37.2`,
+            `drain ${worker} --ignore-daemonsets --delete-emptydir-data --timeout=300s --disable-eviction`,
+        ]);
     });
 
     test("refuses a worker whose kubelet is newer than the control plane", () => {
