@@ -127,20 +127,21 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     }
 
     /**
-     * prepare-node.sh, once per VM. New nodes get exactly the patch the cluster runs (a kubelet must
-     * not be newer than its API server); before the first `up`, or while the minor changes, the
-     * newest patch of the minor.
+     * prepare-node.sh, once per VM. A node of a running cluster gets exactly the version the cluster
+     * runs, also while `kubernetesVersion` moves to the next minor: a kubelet must not be newer than
+     * its API server, and the upgrade chain takes the new node to the new minor after its join, like
+     * every other worker. Before the first `up`, the newest patch of the configured minor.
      */
     private prepare(node: ClusterNode): command.remote.Command {
         const { kubernetesVersion, previous } = this.settings;
-        const running = previous.kubernetesVersion;
+        const running = /^v(1\.\d+)\.\d+$/.exec(previous.kubernetesVersion ?? "");
         return new command.remote.Command(
             this.stepName(node, "prepare"),
             {
                 connection: node.connection,
                 create: remoteScript("prepare-node", {
-                    K8S_MINOR: kubernetesVersion,
-                    K8S_VERSION: running?.startsWith(`v${kubernetesVersion}.`) ? running : "",
+                    K8S_MINOR: running ? running[1] : kubernetesVersion,
+                    K8S_VERSION: running ? running[0] : "",
                     CONTAINERD_VERSION: versions.containerdPackage,
                 }),
                 triggers: [node.ready.id],

@@ -116,12 +116,19 @@ test.each([
     await expect(runProgram({ ...minimal, kubernetesVersion: requested }, "dev", undefined, previous)).rejects.toThrow(message);
 });
 
-test("a node prepared on a running cluster gets exactly the patch it runs; on a new cluster or during a minor change, the newest", async () => {
-    const settingOf = (r: ProgramRun, node: string) => /export K8S_VERSION='([^']*)'/.exec(r.get(`k8s-dev-cluster-${node}-prepare`).inputs.create)?.[1];
-    expect(settingOf(up135, "worker-1")).toBe("v1.35.9");
-    expect(settingOf(up135, "control-plane")).toBe("v1.35.9");
+test("a node prepared on a running cluster gets exactly the version it runs, also during a minor change; on a new cluster, the newest", async () => {
+    const settingsOf = (r: ProgramRun, node: string) => {
+        const script: string = r.get(`k8s-dev-cluster-${node}-prepare`).inputs.create;
+        return [/export K8S_MINOR='([^']*)'/.exec(script)?.[1], /export K8S_VERSION='([^']*)'/.exec(script)?.[1]];
+    };
+    expect(settingsOf(up135, "worker-1")).toEqual(["1.35", "v1.35.9"]);
+    expect(settingsOf(up135, "control-plane")).toEqual(["1.35", "v1.35.9"]);
     const fresh = await runProgram(minimal);
-    expect(settingOf(fresh, "worker-1")).toBe("");
-    const bumping = await runProgram({ ...minimal, kubernetesVersion: "1.36" }, "dev", undefined, at135);
-    expect(settingOf(bumping, "worker-1")).toBe("");
+    expect(settingsOf(fresh, "worker-1")).toEqual(["1.36", ""]);
+    // A worker added in the `up` that bumps 1.35 -> 1.36 joins the 1.35 control plane with a 1.35
+    // kubelet (never newer than its API server); its own upgrade steps then take it to 1.36.
+    const bumping = await runProgram({ ...minimal, kubernetesVersion: "1.36", workerCount: "3" }, "dev", undefined, at135);
+    expect(settingsOf(bumping, "worker-3")).toEqual(["1.35", "v1.35.9"]);
+    // Its drain, and so its upgrade, comes only after its join.
+    expect(bumping.get("k8s-dev-cluster-worker-3-upgrade-drain").dependsOn).toContain("k8s-dev-cluster-worker-3-join");
 });
