@@ -377,7 +377,9 @@ const kubernetesClusterInputs = ["kubeconfig", "context", "cluster"];
  * engine's diff, kept to the rules this program relies on, each read in pulumi/pulumi (engine) and
  * pulumi-kubernetes (provider):
  *   - a resource only in `after` is created, one only in `before` deleted; outputs of created and
- *     replaced resources are unknown during preview;
+ *     replaced resources are unknown during preview, those of updated ones keep their stored values
+ *     (pulumi-command v1.2.1 remote/commandController.go Update: at preview it returns the old
+ *     stdout, `BaseOutputs: olds.BaseOutputs`);
  *   - an input differs, or depends (property dependency) on an unknown output: update, unless that
  *     input is in `ignoreChanges` (the stored value is kept);
  *   - replaced when the difference reaches a property that forces replacement: a command's
