@@ -239,10 +239,11 @@ export class HttpGoApp extends pulumi.ComponentResource {
             { ...k8sOpts, dependsOn: args.metricsServer ? [args.metricsServer] : [] },
         );
 
-        this.reachable = this.checkReachable(name, args);
+        const target = pulumi.interpolate`http://${args.loadBalancerIp}/`;
+        this.reachable = this.checkReachable(name, args, target);
 
         // Derived from the check's output: exported only once the check passed.
-        this.url = pulumi.all([this.reachable.stdout, args.loadBalancerIp]).apply(([, ip]) => `http://${ip}/`);
+        this.url = pulumi.all([this.reachable.stdout, target]).apply(([, url]) => url);
 
         this.registerOutputs({ url: this.url, namespace });
     }
@@ -255,8 +256,7 @@ export class HttpGoApp extends pulumi.ComponentResource {
      * every part of the load balancer path, and re-runs when the address, the pod template or any
      * part of that path changes (a replaced worker included).
      */
-    private checkReachable(name: string, args: HttpGoAppArgs): command.local.Command {
-        const target = pulumi.interpolate`http://${args.loadBalancerIp}/`;
+    private checkReachable(name: string, args: HttpGoAppArgs, target: pulumi.Output<string>): command.local.Command {
         return new command.local.Command(
             `${name}-reachable`,
             {

@@ -128,8 +128,6 @@ export interface ClusterIdentityArgs {
     clusterName: string;
     /** The API server's public endpoint, e.g. https://203.0.113.7:6443 (a SAN of its serving certificate). */
     server: pulumi.Input<string>;
-    /** The moment the client credentials' rotation is judged against (tests set it; default: now). */
-    now?: Date;
 }
 
 /** One client-credential slot: a key and a certificate the cluster's CA signed for the admin group. */
@@ -196,7 +194,7 @@ export class ClusterIdentity extends pulumi.ComponentResource {
                 ),
         );
 
-        const plan = planClientCredentials(args.now ?? new Date());
+        const plan = planClientCredentials(new Date());
         const slot = (id: CredentialSlot): ClientCredentials => {
             const period = plan.periods[id];
             // A new period replaces the key, and with it the request and the certificate.

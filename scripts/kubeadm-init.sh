@@ -50,7 +50,6 @@ KUBEADM_CONFIG="$ROOT/etc/kubernetes/kubeadm-config.yaml"
 PKI_DIR="$ROOT/etc/kubernetes/pki"
 PKI_MARKER="# kubeadm-gcp pki file: "
 PKI_FILES=(ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key sa.key sa.pub)
-UID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 # How long an existing control plane may take to answer before this script gives up on it.
 API_WAIT_ATTEMPTS="${API_WAIT_ATTEMPTS:-12}"
 

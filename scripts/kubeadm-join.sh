@@ -26,7 +26,6 @@ CLUSTER_CA="$ROOT/etc/kubernetes/pki/ca.crt"
 # Which cluster incarnation this node joined; written before the join, so a join that stopped
 # half-way still names the cluster it was joining.
 JOINED_UID_FILE="$ROOT/etc/kubernetes/kubeadm-gcp-cluster-uid"
-UID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 
 # parse_join_command LINE: sets endpoint, token and ca_hash; error messages name the faulty part,
 # never its value.

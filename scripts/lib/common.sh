@@ -207,6 +207,8 @@ apt_install() {
 K8S_KEYRING="/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 K8S_SOURCE="/etc/apt/sources.list.d/kubernetes.list"
 KUBE_VERSION_RE='^v1\.[0-9]+\.[0-9]+$'
+# A Kubernetes object's uid (the cluster's UID is the kube-system namespace's).
+UID_RE='^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
 # Set on a node drained by the upgrade scripts (value: the version it is drained for), so only a node
 # they cordoned is uncordoned by them, also when a run is resumed after a failure.
 UPGRADE_DRAIN_ANNOTATION="kubeadm-gcp/drained-for-upgrade"
@@ -344,6 +346,11 @@ restore_parked_manifests() {
     return "$restored"
 }
 
+# upgrade_marker NODE: the version NODE's upgrade annotation names, empty when the upgrade did not cordon it.
+upgrade_marker() {
+    retry kubectl_admin get node "$1" -o "jsonpath={.metadata.annotations.${UPGRADE_DRAIN_ANNOTATION}}" || die "could not read node $1"
+}
+
 # drain_for_upgrade NODE VERSION TIMEOUT [KUBECTL_DRAIN_FLAG...]: cordons and drains NODE through the
 # eviction API, so PodDisruptionBudgets are respected: a drain they block fails after TIMEOUT seconds
 # instead of forcing pods off (extra flags, such as --disable-eviction, change that). The annotation records that the upgrade, not a person, cordoned the node; a node
@@ -352,7 +359,7 @@ restore_parked_manifests() {
 drain_for_upgrade() {
     local node="$1" version="$2" timeout="$3" unschedulable marker
     unschedulable="$(retry kubectl_admin get node "$node" -o 'jsonpath={.spec.unschedulable}')" || die "could not read node $node"
-    marker="$(retry kubectl_admin get node "$node" -o "jsonpath={.metadata.annotations.${UPGRADE_DRAIN_ANNOTATION}}")" || die "could not read node $node"
+    marker="$(upgrade_marker "$node")"
     if [[ $unschedulable == true && -z $marker ]]; then
         log "$node was cordoned by hand: draining it for the upgrade; it stays cordoned afterwards ('kubectl uncordon $node' when you are done with it)"
     else
@@ -379,8 +386,7 @@ wait_node_upgraded() {
     done
     kubectl_admin wait --for=condition=Ready "node/$node" --timeout="$((deadline - SECONDS > 1 ? deadline - SECONDS : 1))s" >&2 ||
         die "node $node runs kubelet $version but is not Ready (check 'kubectl describe node $node' and 'journalctl -u kubelet' on it)"
-    marker="$(retry kubectl_admin get node "$node" -o "jsonpath={.metadata.annotations.${UPGRADE_DRAIN_ANNOTATION}}")" ||
-        die "could not read node $node"
+    marker="$(upgrade_marker "$node")"
     if [[ -n $marker ]]; then
         log "uncordoning $node"
         retry kubectl_admin uncordon "$node" >&2 || die "could not uncordon $node"

@@ -99,6 +99,9 @@ export function mockInvoke(token: string, inputs: Record<string, any>): Record<s
     }
 }
 
+// Every fresh copy of @pulumi/pulumi adds an exit listener; a test file evaluates the program a dozen times.
+process.setMaxListeners(Math.max(process.getMaxListeners(), 64));
+
 /** A real CA certificate (tests/fixtures/pki), handed out as every tls.SelfSignedCert's: the program parses the cluster CA's. */
 export const fixtureCaCertPem = fs.readFileSync(path.join(__dirname, "..", "fixtures", "pki", "ca.crt"), "utf8");
 
@@ -178,8 +181,6 @@ export async function recordUnderMocks<T>(
     options: { config?: Record<string, string>; stack?: string; state?: MockState; invoke?: MockInvoke } = {},
 ): Promise<Recording & { pulumi: typeof pulumiType; value: T }> {
     jest.resetModules();
-    // Every fresh copy of @pulumi/pulumi adds an exit listener; a file evaluates the program a dozen times.
-    process.setMaxListeners(Math.max(process.getMaxListeners(), 64));
     const pulumi: typeof pulumiType = require("@pulumi/pulumi");
     pulumi.runtime.setAllConfig(options.config ?? {});
 
