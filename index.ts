@@ -9,12 +9,25 @@ import { loadConfig } from "./components/config";
 import { HttpGoApp } from "./components/httpGoApp";
 import { ClusterIdentity } from "./components/identity";
 import { KubeadmCluster } from "./components/kubeadm";
+import { EtcdBackups } from "./components/backups";
 import { AppLoadBalancer } from "./components/loadBalancer";
 import { MetalLb } from "./components/metallb";
 import { MetricsServer } from "./components/metricsServer";
 import { apiServerPort, ClusterNetwork } from "./components/network";
 import { ClusterNodes, sshUser } from "./components/nodes";
 import { planKubernetesChange, readClusterState, supportedKubernetesMinors } from "./components/upgrade";
+
+/**
+ * What a new control plane restores. `npm run replace:control-plane` sets KUBEADM_GCP_NEW_CLUSTER=1
+ * for the `up` that starts an empty cluster on purpose; otherwise the stack's etcdRestoreFrom.
+ */
+function restoreChoice(configured: string): string {
+    if (process.env.KUBEADM_GCP_NEW_CLUSTER === "1") {
+        pulumi.log.info("KUBEADM_GCP_NEW_CLUSTER=1: a recreated control plane starts a new, empty cluster (no snapshot is restored)");
+        return "none";
+    }
+    return configured;
+}
 
 export = (async () => {
     const cfg = loadConfig();
@@ -45,11 +58,22 @@ export = (async () => {
         machineType: cfg.machineType,
         bootDiskSizeGb: cfg.bootDiskSizeGb,
         network,
+        subnetCidr: cfg.subnetCidr,
+        previousControlPlaneIp: previous.controlPlaneIp,
     });
 
     const apiEndpoint = pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`;
     // The cluster's CA and the provider's credentials belong to the stack: known at preview.
     const identity = new ClusterIdentity(`${name}-identity`, { clusterName: name, server: apiEndpoint });
+
+    // Encrypted etcd snapshots in a bucket only the control plane may write; a recreated control
+    // plane restores the newest (docs/backups.md).
+    const backups = new EtcdBackups(`${name}-backups`, {
+        clusterName: name,
+        region: cfg.region,
+        writerServiceAccountEmail: nodes.controlPlaneServiceAccountEmail,
+        settings: cfg.backups,
+    });
 
     const cluster = new KubeadmCluster(`${name}-cluster`, {
         clusterName: name,
@@ -60,6 +84,12 @@ export = (async () => {
         serviceCidr: cfg.serviceCidr,
         workerImages: [cfg.app.image],
         previous,
+        backups: {
+            url: backups.url,
+            key: backups.key,
+            intervalMinutes: cfg.backups.intervalMinutes,
+            restoreFrom: restoreChoice(cfg.backups.restoreFrom),
+        },
     });
 
     // The app's public address: reserved and routed by a GCP load balancer, written into the Service's
@@ -99,5 +129,12 @@ export = (async () => {
         kubernetesVersion: cluster.kubernetesVersion,
         adminCredentialsExpire: cluster.adminCredentialsExpire,
         credentialsRenewal: cluster.credentialsRenewal,
+        clusterUid: cluster.clusterUid,
+        clusterIdentifier: cluster.clusterIdentifier,
+        // The newest etcd snapshot in the bucket, as this `up` saw it ({ name, time }; undefined before the first).
+        etcdNewestSnapshot: backups.newest,
+        etcdBackupBucket: backups.bucketName,
+        // Keep it outside the stack if the bucket is to outlive it (retainBackupsOnDestroy, docs/backups.md).
+        etcdBackupKey: backups.key,
     };
 })();

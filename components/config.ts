@@ -24,6 +24,19 @@ export interface ClusterConfig {
     serviceCidr: string;
     bootDiskSizeGb: number;
     app: AppConfig;
+    backups: BackupConfig;
+}
+
+/** etcd snapshots in the stack's bucket (docs/backups.md). */
+export interface BackupConfig {
+    intervalMinutes: number;
+    retentionDays: number;
+    /** Keep the bucket (and its snapshots) when the stack is destroyed. */
+    retainOnDestroy: boolean;
+    /** What a new control plane restores: the newest snapshot of the cluster, none, or one object by name. */
+    restoreFrom: "newest" | "none" | string;
+    /** The snapshots' encryption key (64 hex characters) when set in config; otherwise the stack generates one. */
+    key?: string;
 }
 
 export interface AppConfig {
@@ -54,6 +67,11 @@ export const projectKeys = [
     "appReplicas",
     "appMaxReplicas",
     "appCpuTargetPercent",
+    "etcdBackupIntervalMinutes",
+    "etcdBackupRetentionDays",
+    "retainBackupsOnDestroy",
+    "etcdRestoreFrom",
+    "etcdBackupKey",
 ] as const;
 type ProjectKey = (typeof projectKeys)[number];
 type RawKey = ProjectKey | "gcp:project" | "gcp:region" | "gcp:zone";
@@ -77,6 +95,12 @@ export const defaults = {
     appReplicas: 3,
     appMaxReplicas: 6,
     appCpuTargetPercent: 70,
+    etcdBackupIntervalMinutes: 60,
+    etcdBackupRetentionDays: 7,
+    retainBackupsOnDestroy: false,
+    etcdRestoreFrom: "newest",
+    // Empty: the stack generates the key and keeps it in its secret state (docs/backups.md).
+    etcdBackupKey: "",
     region: "us-central1",
     zone: "us-central1-a",
 } as const;
@@ -105,7 +129,9 @@ export function loadConfig(): ClusterConfig {
         "gcp:zone": gcp.get("zone"),
     };
     for (const key of projectKeys) {
-        raw[key] = project.get(key);
+        // The key is a secret: read it without the SDK's plaintext warning; it is wrapped as a secret
+        // wherever it is used (components/backups.ts) and never printed by validation.
+        raw[key] = key === "etcdBackupKey" ? pulumi.runtime.getConfig(`${pulumi.getProject()}:${key}`) : project.get(key);
     }
 
     return parseConfig(raw, pulumi.getStack());
@@ -159,6 +185,7 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
         problems.push(`appMaxReplicas: ${maxReplicas} is below appReplicas (${replicas}); accepted: a whole number >= appReplicas`);
     }
     const cpuTargetPercent = p.integer("appCpuTargetPercent", defaults.appCpuTargetPercent, 1, 100);
+    const backups = parseBackupConfig(p, raw, problems);
 
     for (const [a, b] of [
         ["subnetCidr", "podCidr"],
@@ -189,7 +216,29 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
         serviceCidr,
         bootDiskSizeGb,
         app: { namespace, image, replicas, maxReplicas, cpuTargetPercent },
+        backups,
     };
+}
+
+/** Names of the snapshots etcd-snapshot.sh writes: etcd/<cluster uid>/<UTC time>-<reason>.snapshot. */
+export const snapshotNamePattern = /^etcd\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/[0-9]{8}T[0-9]{6}Z-[a-z0-9.-]+\.snapshot$/;
+
+function parseBackupConfig(p: Parser, raw: RawConfig, problems: string[]): BackupConfig {
+    const intervalMinutes = p.integer("etcdBackupIntervalMinutes", defaults.etcdBackupIntervalMinutes, 5, 1440);
+    const retentionDays = p.integer("etcdBackupRetentionDays", defaults.etcdBackupRetentionDays, 1, 3650);
+    const retainOnDestroy = p.boolean("retainBackupsOnDestroy", defaults.retainBackupsOnDestroy);
+    const restoreFrom = p.value("etcdRestoreFrom")?.trim() ?? defaults.etcdRestoreFrom;
+    if (restoreFrom !== "newest" && restoreFrom !== "none" && !snapshotNamePattern.test(restoreFrom)) {
+        problems.push(
+            `etcdRestoreFrom: ${JSON.stringify(restoreFrom)} is not valid; accepted: "newest", "none", or a snapshot's object name such as etcd/<cluster uid>/20261206T210000Z-scheduled.snapshot (docs/backups.md lists them)`,
+        );
+    }
+    const key = raw.etcdBackupKey?.trim() || undefined;
+    if (key !== undefined && !/^[0-9a-f]{64}$/.test(key)) {
+        // Never echo a secret: name the key and what is accepted only.
+        problems.push("etcdBackupKey: the value (not shown, it is a secret) is not valid; accepted: 64 lowercase hex characters (32 random bytes, e.g. `openssl rand -hex 32`)");
+    }
+    return { intervalMinutes, retentionDays, retainOnDestroy, restoreFrom, key };
 }
 
 /** A Kubernetes object name (DNS label): namespaces, pools. */
@@ -227,6 +276,17 @@ export function parseCidr(text: string): Cidr | undefined {
         return undefined;
     }
     return { address, prefix, canonical: `${address.toString()}/${prefix}` };
+}
+
+/** The `n`th address of a block (n = 2: the first a VM can get, after the network and the gateway). */
+export function hostAddress(cidr: string, n: number): string {
+    const parsed = parseCidr(cidr);
+    if (!parsed) {
+        throw new Error(`hostAddress: ${cidr} is not an IPv4 CIDR block`);
+    }
+    const base = parsed.address.toByteArray().reduce((acc, b) => acc * 256 + b, 0);
+    const value = base + n;
+    return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
 export function cidrsOverlap(a: string, b: string): boolean {
@@ -315,7 +375,7 @@ class Parser {
         private readonly problems: string[],
     ) {}
 
-    private value(key: RawKey): string | undefined {
+    value(key: RawKey): string | undefined {
         return this.raw[key];
     }
 
@@ -341,6 +401,18 @@ class Parser {
             this.fail(key, v, accepted);
         }
         return v;
+    }
+
+    boolean(key: RawKey, fallback: boolean): boolean {
+        const v = this.value(key);
+        if (v === undefined) {
+            return fallback;
+        }
+        if (v.trim() !== "true" && v.trim() !== "false") {
+            this.fail(key, v, "true or false");
+            return fallback;
+        }
+        return v.trim() === "true";
     }
 
     integer(key: RawKey, fallback: number, min: number, max: number): number {

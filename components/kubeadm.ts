@@ -47,6 +47,19 @@ export interface KubeadmClusterArgs {
     previous: ClusterState;
     /** The moment renewal is judged against (tests set it; default: now). */
     now?: Date;
+    /** Where the etcd snapshots go and what a new control plane restores (components/backups.ts, docs/backups.md). */
+    backups: ClusterBackups;
+}
+
+/** What KubeadmCluster needs of the backups: the bucket, the key, the schedule and the restore choice. */
+export interface ClusterBackups {
+    /** gs://<bucket> */
+    url: pulumi.Input<string>;
+    /** 64 hex characters; secret. */
+    key: pulumi.Input<string>;
+    intervalMinutes: number;
+    /** "newest", "none" or a snapshot's name (config etcdRestoreFrom). */
+    restoreFrom: string;
 }
 
 /**
@@ -72,6 +85,10 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     readonly adminCredentialsExpire: pulumi.Output<string>;
     /** The credentials step's renewal key in use (kept in state so that it changes only when due). */
     readonly credentialsRenewal: string;
+    /** The cluster's UID (kube-system's), as kubeadm-init.sh printed it: the same after a restore. */
+    readonly clusterUid: pulumi.Output<string>;
+    /** The provider's clusterIdentifier (kept in state: a restored cluster keeps it). */
+    readonly clusterIdentifier: pulumi.Output<string>;
 
     private readonly settings: KubeadmClusterArgs & { name: string };
 
@@ -82,7 +99,9 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         const cp = nodes.controlPlane;
 
         const cpImages = this.pullImages(cp, this.prepare(cp), { KUBEADM_IMAGES: "control-plane", MANIFEST_URLS: flannelManifestUrl(), IMAGES: "" });
-        const init = this.initControlPlane(cpImages);
+        // The restore overlaps the control plane's preparation: it needs only the VM.
+        const init = this.initControlPlane(cpImages, this.restoreEtcd(cp));
+        const snapshots = this.scheduleSnapshots(init);
         const joined = nodes.workers.map((worker) => this.joinWorker(worker, init));
 
         // Day 2: the control plane's in-place upgrade after init, then each worker's in turn; on a new
@@ -92,7 +111,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             controlPlane: cp,
             workers: nodes.workers.map((node, i) => ({ node, joined: joined[i] })),
             kubernetesMinor: args.kubernetesVersion,
-            after: [init],
+            // The schedule first: the control plane's upgrade takes a snapshot before it starts.
+            after: [init, snapshots],
             stepName: (node, what) => this.stepName(node, what),
             parent: this,
         });
@@ -111,10 +131,14 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         // Gated like pulumi-eks's: the exported kubeconfig resolves once every node is Ready.
         this.kubeconfig = pulumi.secret(pulumi.all([identity.kubeconfig, clusterReady.id]).apply(([kubeconfig]) => kubeconfig));
         this.nodeNames = clusterReady.id.apply(() => allNodes);
-        this.provider = this.clusterProvider(init, clusterReady);
+        this.clusterUid = line(init);
+        this.clusterIdentifier = this.identifierOf(init);
+        this.provider = this.clusterProvider(this.clusterIdentifier, clusterReady);
 
         this.registerOutputs({
             kubeconfig: this.kubeconfig,
+            clusterUid: this.clusterUid,
+            clusterIdentifier: this.clusterIdentifier,
             nodeNames: this.nodeNames,
             kubernetesVersion: this.kubernetesVersion,
             adminCredentialsExpire: this.adminCredentialsExpire,
@@ -164,8 +188,58 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         );
     }
 
+    /**
+     * etcd-backup.sh restore on the control plane before kubeadm init: a new control plane VM of a
+     * cluster that has snapshots gets the newest (or the chosen) one in /var/lib/etcd, so init brings
+     * the same cluster back. Runs once per VM, like prepare: its settings matter only on a new VM.
+     */
+    private restoreEtcd(cp: ClusterNode): command.remote.Command {
+        const { backups, previous } = this.settings;
+        return new command.remote.Command(
+            this.stepName(cp, "etcd-restore"),
+            {
+                connection: cp.connection,
+                create: remoteScript("etcd-backup", {
+                    MODE: "restore",
+                    BACKUP_URL: backups.url,
+                    ETCD_VERSION: versions.etcdTools,
+                    RESTORE_FROM: backups.restoreFrom,
+                    PREVIOUS_CLUSTER_UID: previous.clusterUid ?? "",
+                    NODE_NAME: cp.name,
+                    ADVERTISE_ADDRESS: cp.internalIp,
+                }),
+                stdin: pulumi.secret(backups.key),
+                triggers: [cp.ready.id],
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this, ignoreChanges: ["create"] },
+        );
+    }
+
+    /** etcd-backup.sh install: the key, the tools and the snapshot timer on an initialised control plane. */
+    private scheduleSnapshots(init: command.remote.Command): command.remote.Command {
+        const { nodes, backups } = this.settings;
+        const cp = nodes.controlPlane;
+        return new command.remote.Command(
+            this.stepName(cp, "etcd-snapshots"),
+            {
+                connection: cp.connection,
+                create: remoteScript("etcd-backup", {
+                    MODE: "install",
+                    BACKUP_URL: backups.url,
+                    ETCD_VERSION: versions.etcdTools,
+                    INTERVAL_MINUTES: String(backups.intervalMinutes),
+                }),
+                stdin: pulumi.secret(backups.key),
+                triggers: [init.id],
+                addPreviousOutputInEnv: false,
+            },
+            { parent: this },
+        );
+    }
+
     /** kubeadm-init.sh on the control plane, with the stack's identity; its stdout is the cluster's UID. */
-    private initControlPlane(images: command.remote.Command): command.remote.Command {
+    private initControlPlane(images: command.remote.Command, restored: command.remote.Command): command.remote.Command {
         const { nodes, identity } = this.settings;
         const cp = nodes.controlPlane;
         return new command.remote.Command(
@@ -183,7 +257,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 }),
                 // The stack's CA, front-proxy CA and service-account key, installed before init.
                 stdin: identity.controlPlanePki,
-                triggers: [images.id],
+                triggers: [images.id, restored.id],
                 addPreviousOutputInEnv: false,
             },
             { parent: this },
@@ -261,8 +335,23 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         );
     }
 
+    /**
+     * The provider's clusterIdentifier. A new cluster is named after the `kubeadm init` that made it,
+     * so the provider (and every object deployed through it) is replaced when a new, empty cluster
+     * replaces the old one. While snapshots are restored, a recreated control plane brings the same
+     * cluster back: the identifier the last `up` recorded stays, so the provider and its objects stay
+     * too, and a preview of the replacement lists nothing in the cluster (docs/backups.md).
+     */
+    private identifierOf(init: command.remote.Command): pulumi.Output<string> {
+        const { previous, backups, clusterName } = this.settings;
+        if (backups.restoreFrom !== "none" && previous.clusterIdentifier !== undefined) {
+            return pulumi.output(previous.clusterIdentifier);
+        }
+        return pulumi.interpolate`${clusterName}/${init.id}`;
+    }
+
     /** The provider for everything deployed into the cluster. */
-    private clusterProvider(init: command.remote.Command, clusterReady: command.remote.Command): k8s.Provider {
+    private clusterProvider(clusterIdentifier: pulumi.Output<string>, clusterReady: command.remote.Command): k8s.Provider {
         return new k8s.Provider(
             `${this.settings.name}-k8s`,
             {
@@ -270,11 +359,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 // cluster-ready) must not make the provider's inputs unknown during preview, or every
                 // object in the cluster previews as changed (docs/identity.md).
                 kubeconfig: this.settings.identity.kubeconfig,
-                // The cluster is the one `kubeadm init` made: the provider is replaced (and with it
-                // every object deployed through it) only when init is, i.e. when a new, empty
-                // cluster replaces the old one (pulumi-kubernetes DiffConfig: a known, unchanged
-                // clusterIdentifier is never replaced).
-                clusterIdentifier: pulumi.interpolate`${this.settings.clusterName}/${init.id}`,
+                // pulumi-kubernetes DiffConfig: a known, unchanged clusterIdentifier is never replaced.
+                clusterIdentifier,
                 // No deleteUnreachable here: the provider applies it to `refresh` too, and a refresh
                 // from a host that cannot reach 6443 would drop every Kubernetes object from the
                 // state. Destroying a stack whose cluster is gone is `npm run destroy:unreachable`

@@ -3,6 +3,7 @@ import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { currentExternalIp, publishedHostKey } from "./hostKeys";
+import { hostAddress } from "./config";
 import { ClusterNetwork } from "./network";
 import { versions } from "./versions";
 
@@ -31,6 +32,13 @@ export interface ClusterNodesArgs {
     bootDiskSizeGb: number;
     /** The VPC, subnet and tags the firewall rules select the nodes by. */
     network: ClusterNetwork;
+    /** The subnet's range (config subnetCidr): the control plane's internal address is taken from it. */
+    subnetCidr: string;
+    /**
+     * The control plane's internal IP as the last `up` recorded it (undefined on a new stack). Kept:
+     * it is reserved as it is, so a stack made before the reservation keeps its VM.
+     */
+    previousControlPlaneIp?: string;
 }
 
 /** One VM of the cluster and how to reach it. */
@@ -105,7 +113,10 @@ export class ClusterNodes extends pulumi.ComponentResource {
     /** Static external IP of the control plane: the API server's public endpoint. */
     readonly apiAddress: pulumi.Output<string>;
     readonly sshPrivateKey: pulumi.Output<string>;
+    /** The workers' service account. */
     readonly serviceAccountEmail: pulumi.Output<string>;
+    /** The control plane's service account: the only writer of the etcd snapshots. */
+    readonly controlPlaneServiceAccountEmail: pulumi.Output<string>;
     /** How workers are reached: SSH to the control plane, pinned to its host key. */
     readonly controlPlaneProxy: command.types.input.remote.ProxyConnectionArgs;
 
@@ -119,23 +130,17 @@ export class ClusterNodes extends pulumi.ComponentResource {
         const sshKey = new tls.PrivateKey(`${name}-ssh-key`, { algorithm: "ED25519" }, { parent: this });
         this.sshPrivateKey = pulumi.secret(sshKey.privateKeyOpenssh);
 
-        const serviceAccount = new gcp.serviceaccount.Account(
-            `${name}-sa`,
-            {
-                accountId: `${args.clusterName}-nodes`,
-                displayName: `Kubernetes nodes of ${args.clusterName}`,
-                project: args.project,
-            },
-            { parent: this },
+        // Two identities: the workers' may only ship logs and metrics; the control plane's may also
+        // write the etcd snapshots, through a grant on the snapshot bucket alone (components/backups.ts).
+        const workerAccount = this.serviceAccount(`${name}-sa`, `${args.clusterName}-nodes`, `Kubernetes nodes of ${args.clusterName}`, args);
+        const controlPlaneAccount = this.serviceAccount(
+            `${name}-control-plane-sa`,
+            `${args.clusterName}-control`,
+            `Kubernetes control plane of ${args.clusterName} (writes its etcd snapshots)`,
+            args,
         );
-        this.serviceAccountEmail = serviceAccount.email;
-        for (const role of nodeServiceAccountRoles) {
-            new gcp.projects.IAMMember(
-                `${name}-sa-${role.replace(/^roles\//, "").replace(/\./g, "-").toLowerCase()}`,
-                { project: args.project, role, member: pulumi.interpolate`serviceAccount:${serviceAccount.email}` },
-                { parent: this },
-            );
-        }
+        this.serviceAccountEmail = workerAccount.email;
+        this.controlPlaneServiceAccountEmail = controlPlaneAccount.email;
 
         const apiAddress = new gcp.compute.Address(
             `${name}-api-ip`,
@@ -149,13 +154,30 @@ export class ClusterNodes extends pulumi.ComponentResource {
             { parent: this },
         );
         this.apiAddress = apiAddress.address;
+        // The control plane keeps its internal address across a replacement: workers' kubelets and
+        // kube-proxy, and kubeadm's cluster-info, name it, and a restored cluster must answer there.
+        const controlPlaneIp = new gcp.compute.Address(
+            `${name}-control-plane-internal-ip`,
+            {
+                name: `${args.clusterName}-control-plane`,
+                description: "Internal address of the control plane (the API server for the nodes)",
+                region: args.region,
+                addressType: "INTERNAL",
+                subnetwork: args.network.subnet.id,
+                address: args.previousControlPlaneIp ?? hostAddress(args.subnetCidr, 2),
+            },
+            { parent: this },
+        );
 
         const metadata = sshKey.publicKeyOpenssh.apply(nodeMetadata);
         // A fresh VM takes a minute or two before sshd and our login are in place.
         const dialing = { user: sshUser, privateKey: this.sshPrivateKey, dialErrorLimit: 60, perDialTimeout: 20 };
 
-        const shared: NodeSettings = { name, args, metadata, dialing, serviceAccountEmail: serviceAccount.email };
-        this.controlPlane = this.createNode(names.controlPlane, "control-plane", { natIp: apiAddress.address }, shared);
+        const shared: NodeSettings = { name, args, metadata, dialing, serviceAccountEmail: workerAccount.email };
+        this.controlPlane = this.createNode(names.controlPlane, "control-plane", { natIp: apiAddress.address, networkIp: controlPlaneIp.address }, {
+            ...shared,
+            serviceAccountEmail: controlPlaneAccount.email,
+        });
         this.controlPlaneProxy = { ...dialing, host: apiAddress.address, hostKey: this.controlPlane.hostKey };
         this.workers = names.workers.map((w) => this.createNode(w, "worker", { proxy: this.controlPlaneProxy }, shared));
 
@@ -166,15 +188,29 @@ export class ClusterNodes extends pulumi.ComponentResource {
         });
     }
 
+    /** A service account with the nodes' project roles (logs and metrics), nothing else. */
+    private serviceAccount(resourceName: string, accountId: string, displayName: string, args: ClusterNodesArgs): gcp.serviceaccount.Account {
+        const account = new gcp.serviceaccount.Account(resourceName, { accountId, displayName, project: args.project }, { parent: this });
+        for (const role of nodeServiceAccountRoles) {
+            new gcp.projects.IAMMember(
+                `${resourceName}-${role.replace(/^roles\//, "").replace(/\./g, "-").toLowerCase()}`,
+                { project: args.project, role, member: pulumi.interpolate`serviceAccount:${account.email}` },
+                { parent: this },
+            );
+        }
+        return account;
+    }
+
     /** A node with the static `natIp` is dialled there; one with a `proxy` behind it, once it is ready. */
     private createNode(
         nodeName: string,
         role: NodeRole,
-        reach: { natIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
+        reach: { natIp: pulumi.Output<string>; networkIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
         shared: NodeSettings,
     ): ClusterNode {
         const { name, args, metadata, dialing, serviceAccountEmail } = shared;
         const natIp = "natIp" in reach ? reach.natIp : undefined;
+        const networkIp = "networkIp" in reach ? reach.networkIp : undefined;
         const instance = new gcp.compute.Instance(
             `${name}-${nodeName.slice(args.clusterName.length + 1)}`,
             {
@@ -193,6 +229,7 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 networkInterfaces: [
                     {
                         subnetwork: args.network.subnet.id,
+                        networkIp,
                         // Workers get an ephemeral address: egress for packages and images without
                         // a NAT gateway to pay for, and the first SSH dial (docs/node-access.md).
                         accessConfigs: [{ natIp, networkTier: "PREMIUM" }],

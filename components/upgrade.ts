@@ -83,6 +83,12 @@ export interface ClusterState {
     adminCredentialsExpire?: string;
     /** The credentials step's renewal trigger in use (credentialsRenewalKey). */
     credentialsRenewal?: string;
+    /** The cluster's UID (kube-system's), as kubeadm-init.sh printed it: whose snapshots a new control plane restores. */
+    clusterUid?: string;
+    /** The Kubernetes provider's clusterIdentifier: kept across a restore, so the provider and its objects stay. */
+    clusterIdentifier?: string;
+    /** The control plane's internal IP (the `controlPlane` output's internalIp): reserved as it is. */
+    controlPlaneIp?: string;
 }
 
 /** The stack outputs that carry ClusterState; index.ts must export them under these names. */
@@ -90,6 +96,8 @@ export const clusterStateOutputs = {
     kubernetesVersion: "kubernetesVersion",
     adminCredentialsExpire: "adminCredentialsExpire",
     credentialsRenewal: "credentialsRenewal",
+    clusterUid: "clusterUid",
+    clusterIdentifier: "clusterIdentifier",
 } as const;
 
 /**
@@ -119,10 +127,12 @@ export async function readClusterState(opts?: pulumi.CustomResourceOptions): Pro
         const value = details.value ?? details.secretValue;
         return typeof value === "string" ? value : undefined;
     };
-    const [kubernetesVersion, adminCredentialsExpire, credentialsRenewal] = await Promise.all(
+    const [kubernetesVersion, adminCredentialsExpire, credentialsRenewal, clusterUid, clusterIdentifier] = await Promise.all(
         Object.values(clusterStateOutputs).map(read),
     );
-    return { kubernetesVersion, adminCredentialsExpire, credentialsRenewal };
+    const controlPlane = (await self.getOutputDetails("controlPlane")).value as { internalIp?: unknown } | undefined;
+    const controlPlaneIp = typeof controlPlane?.internalIp === "string" && controlPlane.internalIp !== "" ? controlPlane.internalIp : undefined;
+    return { kubernetesVersion, adminCredentialsExpire, credentialsRenewal, clusterUid, clusterIdentifier, controlPlaneIp };
 }
 
 /** True when credentials expiring at `expires` (RFC 3339) are within `withinDays` of `now`, or past. */

@@ -33,6 +33,12 @@ export const versions = {
      * package is the end-of-life 1.7 line.
      */
     containerdPackage: "2.2.1-1~ubuntu.24.04~noble",
+    /**
+     * etcd release of the etcdctl and etcdutl that save and restore snapshots (scripts/etcd-backup.sh),
+     * from etcd's GitHub release, checked against its SHA256SUMS: kubeadm 1.36's own etcd
+     * (cmd/kubeadm/app/constants DefaultEtcdVersion 3.6.8-0). Bump it with the Kubernetes minor.
+     */
+    etcdTools: "v3.6.8",
     /** Flannel CNI release; its manifest comes from the GitHub release of this tag. */
     flannel: "v0.28.9",
     /** MetalLB Helm chart (https://metallb.github.io/metallb), used for IP address management only. */

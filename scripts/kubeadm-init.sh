@@ -204,8 +204,16 @@ init_control_plane() {
         fi
         die "$ADMIN_CONF exists but the API server does not answer /readyz: a previous kubeadm init may have failed half-way. Check 'crictl ps -a' and 'journalctl -u kubelet'; to start over run 'kubeadm reset -f' on this node and re-run. Not re-initialising automatically."
     fi
-    log "running kubeadm init for $NODE_NAME ($ADVERTISE_ADDRESS, public $PUBLIC_ADDRESS)"
-    kubeadm init --config "$KUBEADM_CONFIG" --skip-token-print >&2
+    local restored=()
+    if [[ -d $ROOT/var/lib/etcd/member ]]; then
+        # etcd-backup.sh restored a snapshot here: kubeadm's preflight refuses a non-empty data
+        # directory, which is exactly what brings the cluster back (the kubeadm docs' restore).
+        restored=(--ignore-preflight-errors=DirAvailable--var-lib-etcd)
+        log "running kubeadm init for $NODE_NAME ($ADVERTISE_ADDRESS, public $PUBLIC_ADDRESS) on the restored etcd data"
+    else
+        log "running kubeadm init for $NODE_NAME ($ADVERTISE_ADDRESS, public $PUBLIC_ADDRESS)"
+    fi
+    kubeadm init --config "$KUBEADM_CONFIG" --skip-token-print "${restored[@]}" >&2
     log "waiting for the API server"
     wait_for_api || die "the API server did not become ready after kubeadm init; check 'crictl ps -a' and 'journalctl -u kubelet'"
     ensure_init_complete

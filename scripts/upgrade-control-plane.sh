@@ -74,6 +74,18 @@ recorded_version() {
     sed -n 's/^kubernetesVersion:[[:space:]]*"\{0,1\}\([^"[:space:]]*\)"\{0,1\}[[:space:]]*$/\1/p' <<<"$config" | head -n 1
 }
 
+# snapshot_before_upgrade TARGET: an etcd snapshot in the stack's bucket before kubeadm touches the
+# control plane (etcd-backup.sh, installed by the etcd-snapshots step), as Kubespray backs etcd up
+# before each upgrade. A failed snapshot stops the upgrade.
+snapshot_before_upgrade() {
+    local snapshot="$ROOT/usr/local/sbin/kubeadm-gcp-etcd-backup"
+    if [[ ! -x $snapshot ]]; then
+        warn "no etcd snapshot before the upgrade: $snapshot is not installed (the etcd-snapshots step has not run here)"
+        return 0
+    fi
+    "$snapshot" snapshot "pre-upgrade-$1" >/dev/null || die "the etcd snapshot before upgrading to $1 failed (its error is above); not upgrading without one. Re-run 'pulumi up' once the bucket is reachable"
+}
+
 apply_upgrade() {
     local current="$1" target="$2" recorded
     if [[ $current == "$target" ]]; then
@@ -88,6 +100,7 @@ apply_upgrade() {
     fi
     log "kubeadm upgrade plan $target (checks the cluster's health and the upgrade)"
     kubeadm upgrade plan "$target" >&2 || die "'kubeadm upgrade plan $target' failed: the cluster cannot be upgraded as it is (its output above says why)"
+    snapshot_before_upgrade "$target"
     log "kubeadm upgrade apply $target (control-plane static Pods, certificates, CoreDNS, kube-proxy)"
     timeout "$APPLY_TIMEOUT_SECONDS" kubeadm upgrade apply -y "$target" >&2 ||
         die "'kubeadm upgrade apply $target' failed; kubeadm rolls back a static Pod that does not come up. Check 'kubectl -n kube-system get pods' and 'crictl ps -a', then re-run 'pulumi up'"

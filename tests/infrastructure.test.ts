@@ -38,15 +38,16 @@ describe("nodes", () => {
         expect(r.outputs.workers).toHaveLength(count);
     });
 
-    test("every VM: Ubuntu 24.04 LTS, balanced disk, Shielded VM, own service account, role tags", () => {
-        const sa = run.byType("gcp:serviceaccount/account:Account");
-        expect(sa).toHaveLength(1);
-        const saEmail = `${sa[0].inputs.accountId}@test-project.iam.gserviceaccount.com`;
+    test("every VM: Ubuntu 24.04 LTS, balanced disk, Shielded VM, an account of its role, role tags", () => {
+        const accounts = run.byType("gcp:serviceaccount/account:Account").map((a) => a.inputs.accountId).sort();
+        expect(accounts).toEqual(["k8s-dev-control", "k8s-dev-nodes"]);
+        const emailOf = (id: string) => `${id}@test-project.iam.gserviceaccount.com`;
         for (const vm of instances(run)) {
             const role = vm.inputs.name.endsWith("control-plane") ? "control-plane" : "worker";
             expect(vm.inputs.bootDisk.initializeParams).toEqual({ image: "ubuntu-os-cloud/ubuntu-2404-lts-amd64", size: 30, type: "pd-balanced" });
             expect(vm.inputs.shieldedInstanceConfig).toEqual({ enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true });
-            expect(vm.inputs.serviceAccount.email).toBe(saEmail);
+            // Only the control plane runs as the account that may write the etcd snapshots.
+            expect(vm.inputs.serviceAccount.email).toBe(emailOf(role === "control-plane" ? "k8s-dev-control" : "k8s-dev-nodes"));
             expect(vm.inputs.serviceAccount.email).not.toMatch(/-compute@developer\.gserviceaccount\.com$/);
             expect(vm.inputs.tags).toEqual(["k8s-dev-node", `k8s-dev-${role}`]);
             expect(vm.inputs.networkInterfaces[0].subnetwork).toBeDefined();
@@ -55,13 +56,14 @@ describe("nodes", () => {
         expect(versions.osImage).toBe("ubuntu-os-cloud/ubuntu-2404-lts-amd64");
     });
 
-    test("the node service account only writes logs and metrics", () => {
+    test("in the project, both accounts only write logs and metrics (no storage role: the bucket grants its own)", () => {
         const bindings = run.byType("gcp:projects/iAMMember:IAMMember");
-        expect(bindings.map((b) => b.inputs.role).sort()).toEqual([...nodeServiceAccountRoles].sort());
         expect([...nodeServiceAccountRoles].sort()).toEqual(["roles/logging.logWriter", "roles/monitoring.metricWriter"]);
-        for (const b of bindings) {
-            expect(b.inputs.member).toBe("serviceAccount:k8s-dev-nodes@test-project.iam.gserviceaccount.com");
+        for (const account of ["k8s-dev-nodes", "k8s-dev-control"]) {
+            const mine = bindings.filter((b) => b.inputs.member === `serviceAccount:${account}@test-project.iam.gserviceaccount.com`);
+            expect(mine.map((b) => b.inputs.role).sort()).toEqual([...nodeServiceAccountRoles].sort());
         }
+        expect(bindings).toHaveLength(2 * nodeServiceAccountRoles.length);
     });
 
     test("the control plane uses the reserved static IP; workers get ephemeral ones", () => {

@@ -4,7 +4,7 @@
 #
 #   $KUBEADM_GCP_BIN_CACHE (default ~/.cache/kubeadm-gcp/bin)/
 #     kubernetes-v1.36.3/{kube-apiserver,kube-controller-manager,kubeadm,kubectl}
-#     etcd-v3.6.8/etcd
+#     etcd-v3.6.8/{etcd,etcdctl,etcdutl}
 #     metallb-v0.16.1/controller
 #     controller-tools-v0.19.0/controller-gen
 #
@@ -101,7 +101,7 @@ if ! built "$k8s_dir" kubectl; then
 fi
 
 etcd_dir="$cache/etcd-$etcd_version"
-if ! built "$etcd_dir" etcd; then
+if ! built "$etcd_dir" etcd || ! built "$etcd_dir" etcdutl; then
 	log "building etcd $etcd_version"
 	w="$(wrapper_dir)"
 	# etcd's server module needs its sibling modules at the same version.
@@ -109,11 +109,22 @@ if ! built "$etcd_dir" etcd; then
 	for m in server/v3 api/v3 client/pkg/v3 client/v3 pkg/v3; do
 		printf '\tgo.etcd.io/etcd/%s %s\n' "$m" "$etcd_version" >>"$w/go.mod"
 	done
+	# etcdctl and etcdutl too: etcd-backup.sh saves snapshots with the one and restores them with the other.
+	printf '\tgo.etcd.io/etcd/%s %s\n' etcdctl/v3 "$etcd_version" etcdutl/v3 "$etcd_version" >>"$w/go.mod"
 	printf ')\n' >>"$w/go.mod"
-	printf 'package tools\n\nimport (\n\t_ "go.etcd.io/etcd/server/v3/etcdmain"\n)\n' >"$w/tools.go"
+	printf 'package tools\n\nimport (\n\t_ "go.etcd.io/etcd/server/v3/etcdmain"\n\t_ "go.etcd.io/etcd/etcdctl/v3/ctlv3"\n\t_ "go.etcd.io/etcd/etcdutl/v3/etcdutl"\n)\n' >"$w/tools.go"
 	(cd "$w" && go mod tidy >&2)
-	build_into "$etcd_dir" "$w" "" go.etcd.io/etcd/server/v3
-	mv "$etcd_dir/v3" "$etcd_dir/etcd"
+	# Each main package is named v3 after its module path: build them one by one and rename.
+	tmp="$etcd_dir.tmp.$$"
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	for pair in server/v3:etcd etcdctl/v3:etcdctl etcdutl/v3:etcdutl; do
+		log "building go.etcd.io/etcd/${pair%%:*}"
+		(cd "$w" && go build -trimpath -ldflags="-s -w" -o "$tmp/${pair##*:}" "go.etcd.io/etcd/${pair%%:*}")
+	done
+	printf '%s\n' "$recipe" >"$tmp/.recipe"
+	rm -rf "$etcd_dir"
+	mv "$tmp" "$etcd_dir"
 	rm -rf "$w"
 fi
 

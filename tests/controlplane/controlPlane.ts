@@ -36,6 +36,8 @@ export const binaries = {
     apiServer: path.join(binCache(), `kubernetes-${kubernetesRelease}`, "kube-apiserver"),
     controllerManager: path.join(binCache(), `kubernetes-${kubernetesRelease}`, "kube-controller-manager"),
     etcd: path.join(binCache(), `etcd-${etcdVersion}`, "etcd"),
+    etcdctl: path.join(binCache(), `etcd-${etcdVersion}`, "etcdctl"),
+    etcdutl: path.join(binCache(), `etcd-${etcdVersion}`, "etcdutl"),
     metallbController: path.join(binCache(), `metallb-${metallbVersion}`, "controller"),
     metallbSource: path.join(binCache(), `metallb-${metallbVersion}`, "source"),
     controllerGen: path.join(binCache(), `controller-tools-${controllerToolsVersion}`, "controller-gen"),
@@ -67,6 +69,9 @@ export interface ControlPlane {
     adminConf: string;
     /** https://127.0.0.1:<port> */
     server: string;
+    /** etcd's client URL (http://127.0.0.1:<port>) and its data directory. */
+    etcdEndpoint: string;
+    etcdDataDir: string;
     /** What `kubeadm init phase certs all` printed (which files it generated, which it found). */
     certsLog: string;
     /** Runs the real kubectl as the admin; never throws. */
@@ -77,7 +82,7 @@ export interface ControlPlane {
      * Runs `scripts/<name>.sh` exactly as the program renders it, "on the control plane": the real
      * kubeadm and kubectl first on PATH, FS_ROOT = `root` (so its admin.conf is this cluster's).
      */
-    runScript(name: string, settings: Record<string, string>, env?: Record<string, string>): Promise<ScriptResult>;
+    runScript(name: string, settings: Record<string, string>, env?: Record<string, string>, input?: string): Promise<ScriptResult>;
     /** Starts another process whose log is kept with the others and which `stop()` ends first. */
     startProcess(name: string, binary: string, args: string[], env?: Record<string, string>): ChildProcess;
     stop(): Promise<void>;
@@ -145,6 +150,8 @@ export interface ControlPlaneOptions {
      * is (kubeadm-init.sh installs it before `kubeadm init`): e.g. { "ca.crt": ..., "ca.key": ... }.
      */
     pki?: Record<string, string>;
+    /** etcd's data directory (default: a fresh one in the control plane's directory), e.g. one a restore wrote. */
+    etcdDataDir?: string;
 }
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -212,10 +219,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     };
 
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+    const etcdDataDir = options.etcdDataDir ?? path.join(dir, "etcd");
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     startProcess("etcd", binaries.etcd, [
         "--name=test",
-        `--data-dir=${path.join(dir, "etcd")}`,
+        `--data-dir=${etcdDataDir}`,
         `--listen-client-urls=${etcdUrl}`,
         `--advertise-client-urls=${etcdUrl}`,
         `--listen-peer-urls=${peerUrl}`,
@@ -278,7 +286,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         await waitFor("kube-apiserver /readyz", () => asSuperAdmin(["get", "--raw", "/readyz"]).status === 0, 60_000, `${dir}/kube-apiserver.log`);
         // kubeadm's kubeconfig phase binds admin.conf's group to cluster-admin with super-admin.conf.
         const binding = asSuperAdmin(["create", "clusterrolebinding", "kubeadm:cluster-admins", "--clusterrole=cluster-admin", "--group=kubeadm:cluster-admins"]);
-        if (binding.status !== 0) {
+        // A control plane started on restored data has it already.
+        if (binding.status !== 0 && !/already exists/.test(binding.stderr)) {
             throw new Error(`could not bind kubeadm:cluster-admins: ${binding.stderr}`);
         }
         startProcess("kube-controller-manager", binaries.controllerManager, [
@@ -312,7 +321,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     }
 
     let scripts = 0;
-    const runScript = (name: string, settings: Record<string, string>, env: Record<string, string> = {}) => {
+    const runScript = (name: string, settings: Record<string, string>, env: Record<string, string> = {}, input?: string) => {
         const file = path.join(dir, `${name}-${++scripts}.sh`);
         fs.writeFileSync(file, renderScript(name, settings));
         return new Promise<ScriptResult>((resolve, reject) => {
@@ -326,16 +335,19 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
                     LC_ALL: "C",
                     ...env,
                 },
-                stdio: ["ignore", "pipe", "pipe"],
+                stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
             });
+            if (input !== undefined) {
+                child.stdin!.end(input);
+            }
             let stdout = "";
             let stderr = "";
-            child.stdout.on("data", (d) => (stdout += d));
-            child.stderr.on("data", (d) => (stderr += d));
+            child.stdout!.on("data", (d) => (stdout += d));
+            child.stderr!.on("data", (d) => (stderr += d));
             child.on("error", reject);
             child.on("close", (status) => resolve({ status, stdout, stderr }));
         });
     };
 
-    return { dir, root, adminConf, server, certsLog, kubectl, kubectlOk, runScript, startProcess, stop };
+    return { dir, root, adminConf, server, etcdEndpoint: etcdUrl, etcdDataDir, certsLog, kubectl, kubectlOk, runScript, startProcess, stop };
 }

@@ -71,7 +71,14 @@ export const fakeCurrentIp = (instanceName: string) => fakeIp(`current:${instanc
 export const invokeTokens = {
     guestAttributes: "gcp:compute/getInstanceGuestAttributes:getInstanceGuestAttributes",
     instance: "gcp:compute/getInstance:getInstance",
+    bucketObjects: "gcp:storage/getBucketObjects:getBucketObjects",
 } as const;
+
+/** The snapshots the mocked bucket holds (etcd-backup.sh's names), oldest first. */
+export const fakeSnapshots = [
+    "etcd/3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b/20261205T220000Z-scheduled.snapshot",
+    "etcd/3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b/20261205T230000Z-scheduled.snapshot",
+];
 
 /**
  * Provider functions (invokes): every VM has published its host keys as guest attributes (namespace
@@ -88,6 +95,8 @@ export function mockInvoke(token: string, inputs: Record<string, any>): Record<s
             const queryValues = all.filter((a) => !inputs.queryPath || `${a.namespace}/${a.key}`.startsWith(inputs.queryPath));
             return { ...inputs, queryValues, variableValue: "" };
         }
+        case invokeTokens.bucketObjects:
+            return { ...inputs, bucketObjects: fakeSnapshots.map((name) => ({ name })) };
         case invokeTokens.instance:
             return {
                 ...inputs,
@@ -117,11 +126,11 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
         case "tls:index/certRequest:CertRequest":
             return { ...inputs, certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\ncsr-of:${name}\n-----END CERTIFICATE REQUEST-----\n` };
         case "gcp:compute/address:Address":
-            return { ...inputs, address: fakeIp(name), selfLink: `selfLink/${name}` };
+            return { ...inputs, address: inputs.address ?? fakeIp(name), selfLink: `selfLink/${name}` };
         case "gcp:compute/instance:Instance": {
             const nics = (inputs.networkInterfaces ?? []).map((nic: any, i: number) => ({
                 ...nic,
-                networkIp: `10.240.0.${10 + i}-${name}`,
+                networkIp: nic.networkIp ?? `10.240.0.${10 + i}-${name}`,
                 accessConfigs: (nic.accessConfigs ?? []).map((ac: any) => ({ ...ac, natIp: ac.natIp ?? fakeIp(name) })),
             }));
             return { ...inputs, networkInterfaces: nics, instanceId: `instance-id-${name}`, selfLink: `selfLink/${name}` };
@@ -139,6 +148,8 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
         case "command:remote:Command":
         case "command:local:Command":
             return { ...inputs, stdout: fakeStdout(name), stderr: "" };
+        case "random:index/randomBytes:RandomBytes":
+            return { ...inputs, hex: createHash("sha256").update(`random-bytes-of:${name}`).digest("hex"), base64: "" };
         default:
             return { ...inputs, selfLink: `selfLink/${name}`, name: inputs.name ?? name };
     }
@@ -505,7 +516,7 @@ export async function runProgram(
     stack = "dev",
     invoke?: MockInvoke,
     /** The outputs of the stack's last deployment, which index.ts reads back (default: none, a new stack). */
-    previous: Record<string, string> = {},
+    previous: Record<string, unknown> = {},
     /** What a command prints, by logical name, where a test needs more than `fakeStdout` (e.g. a version). */
     stdoutOf: (name: string) => string | undefined = () => undefined,
     /** The moment the program runs at (its clock decides renewals); default: now. Only Date is faked. */
@@ -532,7 +543,7 @@ async function runProgramNow(
     config: Record<string, string>,
     stack: string,
     invoke: MockInvoke | undefined,
-    previous: Record<string, string>,
+    previous: Record<string, unknown>,
     stdoutOf: (name: string) => string | undefined,
 ): Promise<ProgramRun> {
     const allConfig: Record<string, string> = {};

@@ -21,6 +21,8 @@ const hostTools = [
     "date", "sleep", "head", "tail", "dirname", "basename", "touch", "timeout", "env", "ls", "wc",
     // Read-only: kubeadm-join.sh pins the node's cluster CA with them.
     "openssl", "sha256sum",
+    // etcd-backup.sh: listing a directory standing in for the bucket, and unpacking etcd's release.
+    "find", "sort", "cut", "rmdir", "tar",
 ];
 
 function findOnHostPath(tool: string): string {

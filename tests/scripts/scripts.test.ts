@@ -29,6 +29,7 @@ const contract: Record<string, Record<string, string>> = {
     "upgrade-worker": { KUBERNETES_VERSION: "v1.37.2" },
     "upgrade-uncordon": { NODE_NAME: "k8s-worker-1", KUBERNETES_VERSION: "v1.37.2" },
     "renew-certs": { RENEW_WITHIN_DAYS: "30" },
+    "etcd-backup": { BACKUP_URL: "gs://k8s-dev-backups-bucket-1a2b3c4", ETCD_VERSION: "v3.6.8" },
 };
 
 /** Settings that may be empty or left out (they have defaults). */
