@@ -1,6 +1,7 @@
 /**
  * Wiring of the GCP infrastructure (network, firewall, VMs, SSH), from the real program under mocks.
  */
+import { hostAddress } from "../components/config";
 import { intraClusterPorts } from "../components/network";
 import { nodeServiceAccountRoles } from "../components/nodes";
 import { versions } from "../components/versions";
@@ -77,6 +78,28 @@ describe("nodes", () => {
         }
         expect(run.outputs.apiEndpoint).toBe(`https://${apiIp}:6443`);
         expect(run.outputs.controlPlane).toEqual({ name: "k8s-dev-control-plane", internalIp: expect.any(String), externalIp: apiIp });
+    });
+
+    test("the control plane keeps a reserved internal address (workers, kube-proxy and cluster-info name it): the subnet's first on a new stack", () => {
+        const internal = run.byType("gcp:compute/address:Address").filter((a) => a.inputs.addressType === "INTERNAL");
+        expect(internal.map((a) => [a.inputs.name, a.inputs.address])).toEqual([["k8s-dev-control-plane", "10.240.0.2"]]);
+        expect(internal[0].propertyDependencies.subnetwork).toEqual(["k8s-dev-network-subnet"]);
+        const cp = instances(run).find((i) => i.inputs.name === "k8s-dev-control-plane")!;
+        expect(cp.inputs.networkInterfaces[0].networkIp).toBe("10.240.0.2");
+        for (const w of instances(run).filter((i) => i.inputs.name.includes("worker"))) {
+            expect(w.inputs.networkInterfaces[0].networkIp).toBeUndefined();
+        }
+    });
+
+    test("a stack made before the reservation reserves the address its control plane has (no new VM)", async () => {
+        const r = await runProgram({ ...minimal, subnetCidr: "10.10.0.0/24" }, "dev", undefined, {
+            controlPlane: { name: "k8s-dev-control-plane", internalIp: "10.10.0.5", externalIp: "203.0.113.10" },
+        });
+        const internal = r.byType("gcp:compute/address:Address").find((a) => a.inputs.addressType === "INTERNAL")!;
+        expect(internal.inputs.address).toBe("10.10.0.5");
+        expect(instances(r).find((i) => i.inputs.name === "k8s-dev-control-plane")!.inputs.networkInterfaces[0].networkIp).toBe("10.10.0.5");
+        expect(hostAddress("10.10.0.0/24", 2)).toBe("10.10.0.2");
+        expect(hostAddress("172.16.254.0/23", 258)).toBe("172.16.255.2");
     });
 
     test("SSH: the stack's ED25519 key in metadata, OS Login off, project keys blocked, guest attributes on", () => {

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# `npm run replace:control-plane`: replaces the control-plane VM, which makes a new, empty cluster
-# with the stack's identity on the same addresses (docs/lifecycle.md, "control-plane VM replaced").
+# `npm run replace:control-plane`: replaces the control-plane VM with a new, EMPTY cluster, with the
+# stack's identity on the same addresses (docs/lifecycle.md). To get the same cluster back from its
+# newest etcd snapshot instead, run `pulumi up --replace <the control-plane VM>` (docs/backups.md).
 #   1. While the old cluster still answers: `pulumi destroy --target <the Kubernetes provider>
 #      --target-dependents` deletes every object deployed through the provider, and the provider,
 #      from the running cluster. If nothing answers on the API endpoint any more (the VM is already
 #      lost), they are dropped from the state instead: there is nothing left to delete them from.
-#   2. `pulumi up --replace <the control-plane VM>`: the new VM, kubeadm init, every worker re-joined
-#      in place, the provider and every object created anew.
+#   2. `pulumi up --replace <the control-plane VM>` with KUBEADM_GCP_NEW_CLUSTER=1 (the program then
+#      restores no snapshot): the new VM, kubeadm init, every worker re-joined in place, the provider
+#      and every object created anew.
 # One `pulumi up --replace` would plan the same deletes first (the VM is delete-before-replace), but
 # engines from 3.214.1 close the old provider while planning them (pkg/resource/deploy/providers/
 # registry.go, Diff: `if diff.Replace() { contract.IgnoreClose(provider) }`), and every delete then
@@ -34,5 +36,5 @@ else
 	pulumi state delete "${stack_args[@]}" --target-dependents --yes "$provider"
 fi
 
-echo "Replacing the control-plane VM: $vm" >&2
-exec pulumi up "$@" --replace "$vm"
+echo "Replacing the control-plane VM with a new, empty cluster (no snapshot is restored): $vm" >&2
+KUBEADM_GCP_NEW_CLUSTER=1 exec pulumi up "$@" --replace "$vm"

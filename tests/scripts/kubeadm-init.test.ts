@@ -99,6 +99,17 @@ describe("kubeadm-init.sh", () => {
         ]);
     });
 
+    test("on etcd data the restore step put in place, kubeadm init accepts the non-empty data directory", () => {
+        const restored = createSandbox();
+        writeRoot(restored, "var/lib/etcd/member/snap/db", "restored");
+        const r = runInit(restored, settings);
+        expect(r.status).toBe(0);
+        expect(r.stderr).toMatch(/on the restored etcd data/);
+        expect(callsTo(restored, "kubeadm").filter((l) => l.startsWith("kubeadm init"))).toEqual([
+            `kubeadm init --config ${restored.root}/etc/kubernetes/kubeadm-config.yaml --skip-token-print --ignore-preflight-errors=DirAvailable--var-lib-etcd`,
+        ]);
+    });
+
     test("applies Flannel with the pod CIDR using the admin kubeconfig", () => {
         const applied = fs.readFileSync(path.join(sb.state, "applied", "kube-flannel.yml"), "utf8");
         expect(applied).toContain('"Network": "10.200.0.0/16"');

@@ -102,6 +102,34 @@ describe("upgrade-control-plane.sh", () => {
         expect(snapshotRoot(sb)).toEqual(before);
     });
 
+    /** The snapshot program the etcd-snapshots step installs, standing in: it logs its call, and fails when asked. */
+    function withSnapshotProgram(sb: Sandbox, fails = false): Sandbox {
+        writeRoot(sb, "usr/local/sbin/kubeadm-gcp-etcd-backup", `#!/usr/bin/env bash\necho "kubeadm-gcp-etcd-backup $*" >>"$STUB_LOG"\n${fails ? "echo 'upload failed' >&2; exit 1" : "echo etcd/x/y.snapshot"}\n`);
+        fs.chmodSync(path.join(sb.root, "usr/local/sbin/kubeadm-gcp-etcd-backup"), 0o755);
+        return sb;
+    }
+
+    test("takes an etcd snapshot after the plan and before kubeadm touches the control plane", () => {
+        const sb = withSnapshotProgram(controlPlane("v1.36.2"));
+        const result = upgrade(sb, "1.37");
+        expect(result.status).toBe(0);
+        const order = [/^kubeadm upgrade plan v1\.37\.2$/, /^kubeadm-gcp-etcd-backup snapshot pre-upgrade-v1\.37\.2$/, /^kubeadm upgrade apply -y v1\.37\.2$/].map((p) => at(sb, p));
+        expect(order).not.toContain(-1);
+        expect([...order].sort((a, b) => a - b)).toEqual(order);
+        // The re-run has nothing to upgrade and takes no snapshot.
+        clearCalls(sb);
+        expect(upgrade(sb, "1.37").status).toBe(0);
+        expect(callsTo(sb, "kubeadm-gcp-etcd-backup")).toEqual([]);
+    });
+
+    test("a failed snapshot stops the upgrade before kubeadm applies anything", () => {
+        const sb = withSnapshotProgram(controlPlane("v1.36.2"), true);
+        const result = upgrade(sb, "1.37");
+        expect(result.status).toBe(1);
+        expect(result.stderr).toMatch(/the etcd snapshot before upgrading to v1\.37\.2 failed .* not upgrading without one/);
+        expect(callsTo(sb, "kubeadm")).toEqual(["kubeadm upgrade plan v1.37.2"]);
+    });
+
     test("a new cluster already at the newest patch is left exactly as it is", () => {
         const sb = controlPlane("v1.36.2");
         const before = snapshotRoot(sb);

@@ -13,7 +13,7 @@ export interface StubbedRun {
     status: number | null;
     stdout: string;
     stderr: string;
-    /** Every `pulumi` call: "<args>|K8S_DELETE_UNREACHABLE=<value or unset>". */
+    /** Every `pulumi` call: "<args>|K8S_DELETE_UNREACHABLE=<value or unset>", then "|NEW_CLUSTER=<value>" when KUBEADM_GCP_NEW_CLUSTER is set. */
     calls: string[];
 }
 
@@ -23,7 +23,7 @@ export function runWithStubPulumi(tool: string, args: string[], state: unknown, 
     fs.writeFileSync(path.join(dir, "state.json"), JSON.stringify(state));
     fs.writeFileSync(
         path.join(dir, "pulumi"),
-        `#!/usr/bin/env bash\nprintf '%s|K8S_DELETE_UNREACHABLE=%s\\n' "$*" "\${PULUMI_K8S_DELETE_UNREACHABLE:-unset}" >>"${log}"\n` +
+        `#!/usr/bin/env bash\nprintf '%s|K8S_DELETE_UNREACHABLE=%s%s\\n' "$*" "\${PULUMI_K8S_DELETE_UNREACHABLE:-unset}" "\${KUBEADM_GCP_NEW_CLUSTER:+|NEW_CLUSTER=\$KUBEADM_GCP_NEW_CLUSTER}" >>"${log}"\n` +
             `[[ $1 == stack && $2 == export ]] && cat "${dir}/state.json"\n` +
             `[[ $1 == stack && $2 == output ]] && echo "${apiEndpoint}"\nexit 0\n`,
         { mode: 0o755 },

@@ -1,7 +1,8 @@
 /**
  * tools/replace-control-plane.sh (`npm run replace:control-plane`) against a stub `pulumi`: the
  * objects in the cluster and their provider go first, by a targeted destroy while the old cluster
- * answers (or from the state alone when it does not), then the VM is replaced.
+ * answers (or from the state alone when it does not), then the VM is replaced with a new, empty
+ * cluster (KUBEADM_GCP_NEW_CLUSTER=1: no snapshot restored).
  */
 import { listening, runWithStubPulumi } from "./pulumiStub";
 
@@ -29,7 +30,8 @@ describe("replace-control-plane.sh", () => {
         expect(r.status).toBe(0);
         expect(r.calls.filter((c) => !c.startsWith("stack "))).toEqual([
             `destroy --stack dev --yes --target ${provider} --target-dependents|K8S_DELETE_UNREACHABLE=unset`,
-            `up --stack dev --yes --replace ${vm}|K8S_DELETE_UNREACHABLE=unset`,
+            // A new, empty cluster on purpose: the program restores no snapshot for this `up`.
+            `up --stack dev --yes --replace ${vm}|K8S_DELETE_UNREACHABLE=unset|NEW_CLUSTER=1`,
         ]);
     });
 
@@ -38,7 +40,7 @@ describe("replace-control-plane.sh", () => {
         expect(r.status).toBe(0);
         expect(r.calls.filter((c) => !c.startsWith("stack "))).toEqual([
             `state delete --stack dev --target-dependents --yes ${provider}|K8S_DELETE_UNREACHABLE=unset`,
-            `up --stack dev --replace ${vm}|K8S_DELETE_UNREACHABLE=unset`,
+            `up --stack dev --replace ${vm}|K8S_DELETE_UNREACHABLE=unset|NEW_CLUSTER=1`,
         ]);
         expect(r.stderr).toMatch(/does not answer: dropping the cluster's objects and provider from the state/);
     });
