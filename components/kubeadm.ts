@@ -257,10 +257,13 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 }),
                 // The stack's CA, front-proxy CA and service-account key, installed before init.
                 stdin: identity.controlPlanePki,
-                triggers: [images.id, restored.id],
+                triggers: [images.id],
                 addPreviousOutputInEnv: false,
             },
-            { parent: this },
+            // Ordering without data (init finds the restored data on disk): a trigger would replace
+            // the init step of every stack made before the restore step existed, and with it the
+            // provider and every object (identifierOf).
+            { parent: this, dependsOn: [restored] },
         );
     }
 

@@ -195,6 +195,45 @@ describe("replacing the control plane of a stack that recorded its cluster", () 
     });
 });
 
+describe("the first up of a stack made before the backups", () => {
+    test("adds the bucket, key, account, address and steps, moves the control plane to its account in place, and leaves the cluster's objects alone", () => {
+        // The state such a stack has: today's program without what this change added, its control
+        // plane on the shared account and its internal address unreserved.
+        const added = new Set([
+            ...["gcp:storage/bucket:Bucket", "gcp:storage/bucketIAMMember:BucketIAMMember", "random:index/randomBytes:RandomBytes"].flatMap((t) => run.byType(t).map((r) => r.name)),
+            "k8s-dev-nodes-control-plane-sa",
+            ...run.byType("gcp:projects/iAMMember:IAMMember").filter((r) => r.name.startsWith("k8s-dev-nodes-control-plane-sa")).map((r) => r.name),
+            "k8s-dev-nodes-control-plane-internal-ip",
+            "k8s-dev-cluster-control-plane-etcd-restore",
+            "k8s-dev-cluster-control-plane-etcd-snapshots",
+        ]);
+        const legacyVm = (r: (typeof run.resources)[number]) => {
+            const nic = { ...r.inputs.networkInterfaces[0] };
+            delete nic.networkIp;
+            return {
+                ...r,
+                inputs: { ...r.inputs, serviceAccount: { ...r.inputs.serviceAccount, email: "k8s-dev-nodes@test-project.iam.gserviceaccount.com" }, networkInterfaces: [nic] },
+            };
+        };
+        const legacy = {
+            ...run,
+            resources: run.resources.filter((r) => !added.has(r.name)).map((r) => (r.name === "k8s-dev-nodes-control-plane" ? legacyVm(r) : r)),
+        };
+        const changes = previewChanges(legacy, run);
+        for (const name of added) {
+            expect({ name, change: changes.get(name) }).toEqual({ name, change: "create" });
+        }
+        // The account change stops and starts the VM (allowStoppingForUpdate); the address it has is
+        // reserved as it is (the real provider then sees networkIp unchanged: it is Optional+Computed).
+        expect(changes.get("k8s-dev-nodes-control-plane")).toBe("update");
+        // kubeadm init keeps its id (the restore orders it by dependsOn, not a trigger), so the
+        // provider keeps its clusterIdentifier and nothing in the cluster is listed.
+        expect(changes.get("k8s-dev-cluster-control-plane-init")).toBeUndefined();
+        expect(changes.has("k8s-dev-cluster-k8s")).toBe(false);
+        expect(inClusterChanges(run, changes)).toEqual([]);
+    });
+});
+
 describe("config", () => {
     const parse = (extra: Record<string, string>) => parseConfig({ "gcp:project": "p", ...extra }, "dev");
     const problems = (extra: Record<string, string>): string[] => {
