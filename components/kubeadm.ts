@@ -102,7 +102,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         // The restore overlaps the control plane's preparation: it needs only the VM.
         const init = this.initControlPlane(cpImages, this.restoreEtcd(cp));
         const snapshots = this.scheduleSnapshots(init);
-        const joined = nodes.workers.map((worker) => this.joinWorker(worker, init));
+        const incarnation = this.incarnationOf(init);
+        const joined = nodes.workers.map((worker) => this.joinWorker(worker, init, incarnation));
 
         // Day 2: the control plane's in-place upgrade after init, then each worker's in turn; on a new
         // cluster or an unchanged version every step is a no-op. Then kubeadm's certificates' expiry,
@@ -132,7 +133,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         this.kubeconfig = pulumi.secret(pulumi.all([identity.kubeconfig, clusterReady.id]).apply(([kubeconfig]) => kubeconfig));
         this.nodeNames = clusterReady.id.apply(() => allNodes);
         this.clusterUid = line(init);
-        this.clusterIdentifier = this.identifierOf(init);
+        this.clusterIdentifier = pulumi.interpolate`${args.clusterName}/${incarnation}`;
         this.provider = this.clusterProvider(this.clusterIdentifier, clusterReady);
 
         this.registerOutputs({
@@ -272,7 +273,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
      * control plane's init; nothing waits for them), a token minted on the control plane, the join,
      * the token revoked. Returns the join.
      */
-    private joinWorker(worker: ClusterNode, init: command.remote.Command): command.remote.Command {
+    private joinWorker(worker: ClusterNode, init: command.remote.Command, incarnation: pulumi.Output<string>): command.remote.Command {
         const { nodes, identity } = this.settings;
         const cp = nodes.controlPlane;
         const prepared = this.prepare(worker);
@@ -286,11 +287,14 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                 connection: cp.connection,
                 create: remoteScript("join-token", { WORKER_NAME: worker.name }),
                 delete: remoteScript("drain-node", { NODE_NAME: worker.name }),
-                triggers: [init.id, prepared.id],
+                // A new cluster admits the worker anew; a restored one still has it (its Node and
+                // its join), so its admission, whose deletion drains and deletes the Node, stays.
+                triggers: [incarnation, prepared.id],
                 logging: "none",
                 addPreviousOutputInEnv: false,
             },
-            { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true },
+            // After init without a data link when the incarnation is the recorded one (a restore).
+            { parent: this, additionalSecretOutputs: ["stdout"], deleteBeforeReplace: true, dependsOn: [init] },
         );
         const join = new command.remote.Command(
             this.stepName(worker, "join"),
@@ -313,7 +317,9 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             {
                 connection: cp.connection,
                 create: remoteScript("revoke-join-token", { WORKER_NAME: worker.name }),
-                triggers: [join.id, admission.id],
+                // Every token the admit step prints is revoked after the join, also one minted by an
+                // update of the admit step (its create re-runs), which keeps its id.
+                triggers: [join.id, admission.id, admission.stdout],
                 addPreviousOutputInEnv: false,
             },
             { parent: this },
@@ -339,18 +345,21 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     }
 
     /**
-     * The provider's clusterIdentifier. A new cluster is named after the `kubeadm init` that made it,
-     * so the provider (and every object deployed through it) is replaced when a new, empty cluster
-     * replaces the old one. While snapshots are restored, a recreated control plane brings the same
-     * cluster back: the identifier the last `up` recorded stays, so the provider and its objects stay
-     * too, and a preview of the replacement lists nothing in the cluster (docs/backups.md).
+     * Which cluster this is, as the id of the `kubeadm init` step that made it. A new cluster is
+     * named after its own init, so what belongs to one cluster (the provider and every object
+     * deployed through it, each worker's admission) is replaced when a new, empty cluster replaces
+     * the old one. While snapshots are restored, a recreated control plane brings the same cluster
+     * back: the incarnation the last `up` recorded (in clusterIdentifier) stays, so the provider, its
+     * objects and the workers' admissions stay too, and a preview of the replacement lists nothing
+     * in the cluster and drains no worker (docs/backups.md).
      */
-    private identifierOf(init: command.remote.Command): pulumi.Output<string> {
+    private incarnationOf(init: command.remote.Command): pulumi.Output<string> {
         const { previous, backups, clusterName } = this.settings;
-        if (backups.restoreFrom !== "none" && previous.clusterIdentifier !== undefined) {
-            return pulumi.output(previous.clusterIdentifier);
+        const recorded = previous.clusterIdentifier;
+        if (backups.restoreFrom !== "none" && recorded !== undefined && recorded.startsWith(`${clusterName}/`)) {
+            return pulumi.output(recorded.slice(clusterName.length + 1));
         }
-        return pulumi.interpolate`${clusterName}/${init.id}`;
+        return init.id;
     }
 
     /** The provider for everything deployed into the cluster. */

@@ -176,6 +176,15 @@ describe("replacing the control plane of a stack that recorded its cluster", () 
         }
         expect(changes.has("k8s-dev-cluster-k8s")).toBe(false);
         expect(unconfiguredProviders(recorded, recorded, { replace: [root] })).toEqual([]);
+        for (const w of ["worker-1", "worker-2"]) {
+            // No worker is drained or deleted (the admit step's deletion does that): the restored
+            // cluster still has its Node. The join re-runs and finds the node joined to this cluster.
+            expect(changes.get(`k8s-dev-cluster-${w}-admit`)).not.toBe("replace");
+            expect(changes.get(`k8s-dev-cluster-${w}-join`)).toBe("update");
+            // The token the re-run admit step mints is revoked again after the join (an update re-runs
+            // the revoke script; at deploy its new token also changes the step's triggers).
+            expect(changes.get(`k8s-dev-cluster-${w}-revoke-token`)).toBeDefined();
+        }
         expect(inClusterChanges(recorded, changes)).toEqual([]);
         // The bucket, its grants and the key stay: the new VM restores from them.
         for (const type of ["gcp:storage/bucket:Bucket", "gcp:storage/bucketIAMMember:BucketIAMMember", "random:index/randomBytes:RandomBytes"]) {

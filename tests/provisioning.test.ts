@@ -194,7 +194,8 @@ describe("join tokens across re-runs", () => {
             expect(hostOf(revoke)).toBe(cpHost(run));
             expect(revoke.inputs.create).toContain(renderedMarker("revoke-join-token"));
             expect(revoke.inputs.create).toContain(`export WORKER_NAME='k8s-dev-${worker}'`);
-            expect(revoke.inputs.triggers).toEqual([`k8s-dev-cluster-${worker}-join-id`, `k8s-dev-cluster-${worker}-admit-id`]);
+            // The token itself too: an admit step re-run by an update (same id) mints a new one.
+            expect(revoke.inputs.triggers).toEqual([`k8s-dev-cluster-${worker}-join-id`, `k8s-dev-cluster-${worker}-admit-id`, `stdout-of:k8s-dev-cluster-${worker}-admit`]);
             expect(graph.get(revoke.name)!.sort()).toEqual([`k8s-dev-cluster-${worker}-admit`, `k8s-dev-cluster-${worker}-join`]);
         }
     });
