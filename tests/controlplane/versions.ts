@@ -15,8 +15,12 @@ export const kubernetesPatches: Readonly<Record<string, string>> = {
     "1.36": "v1.36.3",
 };
 
-/** kubeadm 1.36's default etcd (cmd/kubeadm/app/constants: DefaultEtcdVersion "3.6.8-0"). */
-export const etcdVersion = "v3.6.8";
+/**
+ * The etcd the tier runs, and whose etcdctl/etcdutl the restore test uses: the release the program
+ * pins for its snapshot tools, kubeadm 1.36's default etcd (cmd/kubeadm/app/constants:
+ * DefaultEtcdVersion "3.6.8-0").
+ */
+export const etcdVersion = versions.etcdTools;
 
 /** MetalLB's chart and app versions move together (charts/metallb/Chart.yaml: version 0.16.1, appVersion v0.16.1). */
 export const metallbVersion = `v${versions.metallbChart}`;
