@@ -128,6 +128,19 @@ gcs_auth() {
     (umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$WORK/auth")
 }
 
+# urlencode TEXT: percent-encodes all but unreserved characters (object names, page tokens).
+urlencode() {
+    local text="$1" out="" c i
+    for ((i = 0; i < ${#text}; i++)); do
+        c="${text:i:1}"
+        case "$c" in
+        [a-zA-Z0-9.~_-]) out+="$c" ;;
+        *) out+="$(printf '%%%02X' "'$c")" ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
 # storage_put FILE NAME: uploads FILE as NAME; never replaces an object (ifGenerationMatch=0).
 storage_put() {
     local file="$1" name="$2"
@@ -139,8 +152,9 @@ storage_put() {
         ;;
     gs://*)
         retry gcs_auth || die "could not get an access token from the metadata server"
-        retry curl -fsS -o /dev/null -X POST -H "@$WORK/auth" -H 'Content-Type: application/octet-stream' \
-            --data-binary "@$file" "$STORAGE_API/upload/storage/v1/b/$BUCKET/o?uploadType=media&ifGenerationMatch=0&name=${name//\//%2F}"
+        # -T streams the file (a snapshot can be large); POST is the JSON API's simple upload.
+        retry curl -fsS -o /dev/null -X POST -T "$file" -H "@$WORK/auth" -H 'Content-Type: application/octet-stream' \
+            "$STORAGE_API/upload/storage/v1/b/$BUCKET/o?uploadType=media&ifGenerationMatch=0&name=$(urlencode "$name")"
         ;;
     esac
 }
@@ -155,16 +169,20 @@ storage_list() {
         (cd "$dir" && find . -type f -name '*.snapshot' | sed 's#^\./##') | grep -E "$SNAPSHOT_RE" | grep -F "$prefix" | sort || true
         ;;
     gs://*)
+        # Pages are collected in this shell (not a pipeline's subshell), so a failed request stops
+        # the script instead of passing for an empty bucket.
         local page="" body
+        : >"$WORK/names"
         retry gcs_auth || die "could not get an access token from the metadata server"
         while :; do
             body="$(retry curl -fsS -H "@$WORK/auth" \
-                "$STORAGE_API/storage/v1/b/$BUCKET/o?prefix=${prefix//\//%2F}&fields=items(name),nextPageToken${page:+&pageToken=$page}")" ||
+                "$STORAGE_API/storage/v1/b/$BUCKET/o?prefix=$(urlencode "$prefix")&fields=items(name),nextPageToken${page:+&pageToken=$(urlencode "$page")}")" ||
                 die "could not list $BACKUP_URL/$prefix"
-            grep -o '"name": *"[^"]*"' <<<"$body" | sed 's/.*"\([^"]*\)"$/\1/' || true
+            grep -o '"name": *"[^"]*"' <<<"$body" | sed 's/.*"\([^"]*\)"$/\1/' >>"$WORK/names" || true
             page="$(sed -n 's/.*"nextPageToken": *"\([^"]*\)".*/\1/p' <<<"$body")"
             [[ -n $page ]] || break
-        done | grep -E "$SNAPSHOT_RE" | sort || true
+        done
+        grep -E "$SNAPSHOT_RE" "$WORK/names" | sort || true
         ;;
     esac
 }
@@ -176,7 +194,7 @@ storage_get() {
     file://*) cp "${BACKUP_URL#file://}/$name" "$file" ;;
     gs://*)
         retry gcs_auth || die "could not get an access token from the metadata server"
-        retry curl -fsS -H "@$WORK/auth" -o "$file" "$STORAGE_API/storage/v1/b/$BUCKET/o/${name//\//%2F}?alt=media"
+        retry curl -fsS -H "@$WORK/auth" -o "$file" "$STORAGE_API/storage/v1/b/$BUCKET/o/$(urlencode "$name")?alt=media"
         ;;
     esac
 }

@@ -69,7 +69,7 @@ export interface ControlPlane {
     adminConf: string;
     /** https://127.0.0.1:<port> */
     server: string;
-    /** etcd's client URL (http://127.0.0.1:<port>) and its data directory. */
+    /** etcd's client URL (https://127.0.0.1:<port>, kubeadm's etcd certificates) and its data directory. */
     etcdEndpoint: string;
     etcdDataDir: string;
     /** What `kubeadm init phase certs all` printed (which files it generated, which it found). */
@@ -218,7 +218,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         return child;
     };
 
-    const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+    // Client traffic over TLS with kubeadm's etcd certificates, as kubeadm's static Pod serves it, so
+    // that etcdctl with the healthcheck-client certificate (etcd-backup.sh) works as on a node.
+    const etcdUrl = `https://127.0.0.1:${etcdClientPort}`;
     const etcdDataDir = options.etcdDataDir ?? path.join(dir, "etcd");
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     startProcess("etcd", binaries.etcd, [
@@ -229,6 +231,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--listen-peer-urls=${peerUrl}`,
         `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=test=${peerUrl}`,
+        `--cert-file=${pki}/etcd/server.crt`,
+        `--key-file=${pki}/etcd/server.key`,
+        "--client-cert-auth=true",
+        `--trusted-ca-file=${pki}/etcd/ca.crt`,
         "--unsafe-no-fsync", // test data only; keeps etcd quick on a busy disk
     ]);
 
@@ -238,6 +244,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         "--bind-address=127.0.0.1",
         `--secure-port=${apiPort}`,
         `--etcd-servers=${etcdUrl}`,
+        `--etcd-cafile=${pki}/etcd/ca.crt`,
+        `--etcd-certfile=${pki}/apiserver-etcd-client.crt`,
+        `--etcd-keyfile=${pki}/apiserver-etcd-client.key`,
         "--allow-privileged=true",
         "--authorization-mode=Node,RBAC",
         `--client-ca-file=${pki}/ca.crt`,

@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { versions } from "../../components/versions";
-import { callsTo, clearCalls, createSandbox, existsRoot, readRoot, removeSandboxes, runScript, Sandbox, writeRoot } from "./harness";
+import { callsTo, clearCalls, createSandbox, existsRoot, readRoot, removeSandboxes, runScript, Sandbox, setState, writeRoot } from "./harness";
 
 const key = "0123456789abcdef".repeat(4);
 const uid = "3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b";
@@ -156,5 +156,70 @@ describe("restore, before kubeadm init", () => {
         // The scratch directory is not data in place: the node is still one without a cluster.
         expect(r.stderr).toMatch(/no snapshot in file:\/\//);
         expect(existsRoot(sb, "var/lib/etcd/member")).toBe(false);
+    });
+});
+
+describe("the gs:// transport (metadata server token, GCS JSON API; the curl stub emulates both)", () => {
+    const plain = "etcd snapshot bytes: the Secret payment-token-7f3a lives here";
+    /** etcdctl saves `plain` as the snapshot; etcdutl restores a file into <data-dir>/member/snap/db. */
+    function withWorkingTools(sb: Sandbox): Sandbox {
+        const v = versions.etcdTools.slice(1);
+        writeRoot(sb, `${toolsDir}/etcdctl`, `#!/usr/bin/env bash\n[[ $* == *"snapshot save "* ]] || { echo "etcdctl version: ${v}"; exit 0; }\nfor a; do last="$a"; done\nprintf '%s' '${plain}' >"$last"\n`);
+        writeRoot(sb, `${toolsDir}/etcdutl`, `#!/usr/bin/env bash\n[[ $1 == snapshot && $2 == restore ]] || { echo "etcdutl version: ${v}"; exit 0; }\nfile="$3"\nwhile (($#)); do [[ $1 == --data-dir ]] && dir="$2"; shift; done\nmkdir -p "$dir/member/snap" && cp "$file" "$dir/member/snap/db"\n`);
+        for (const tool of ["etcdctl", "etcdutl"]) {
+            fs.chmodSync(path.join(sb.root, toolsDir, tool), 0o755);
+        }
+        return sb;
+    }
+
+    test("a snapshot is uploaded encrypted under the cluster's name; the restore pages through the listing, takes the newest and puts it in place", () => {
+        const cp = withWorkingTools(createSandbox());
+        writeRoot(cp, "etc/kubernetes/admin.conf", "apiVersion: v1\nkind: Config\n");
+        writeRoot(cp, "etc/kubernetes/backup/etcd-backup.key", `${key}\n`);
+        setState(cp, "cluster-uid", uid);
+        // Older snapshots of this cluster and one of another: the listing comes in pages of two.
+        for (const old of ["20251201T000000Z-scheduled", "20251202T000000Z-scheduled", "20251203T000000Z-pre-upgrade-v1.36.3"]) {
+            setState(cp, `gcs/test-bucket/etcd/${uid}/${old}.snapshot`, "older");
+        }
+        setState(cp, "gcs/test-bucket/etcd/11111111-2222-4333-8444-555555555555/20991231T000000Z-scheduled.snapshot", "another cluster's");
+        const saved = runScript(cp, "etcd-backup", { MODE: "snapshot", BACKUP_URL: "gs://test-bucket", ETCD_VERSION: versions.etcdTools });
+        expect(saved.stderr).toMatch(/saved etcd\/.* to gs:\/\/test-bucket/);
+        expect(saved.status).toBe(0);
+        const name = saved.stdout.trim();
+        expect(name).toMatch(new RegExp(`^etcd/${uid}/\\d{8}T\\d{6}Z-manual\\.snapshot$`));
+        const stored = fs.readFileSync(path.join(cp.state, "gcs", "test-bucket", name));
+        expect(stored.toString("latin1")).toMatch(/^kubeadm-gcp etcd snapshot v1 key-id=[0-9a-f]{16}\n/);
+        expect(stored.includes(Buffer.from("payment-token-7f3a"))).toBe(false);
+
+        // The replacement VM: same bucket, nothing on its disk.
+        const fresh = withWorkingTools(createSandbox());
+        fs.cpSync(path.join(cp.state, "gcs"), path.join(fresh.state, "gcs"), { recursive: true });
+        const r = restore(fresh, { BACKUP_URL: "gs://test-bucket", PREVIOUS_CLUSTER_UID: uid });
+        expect(r.stderr).toMatch(/restored etcd\//);
+        expect(r.status).toBe(0);
+        expect(r.stdout.trim()).toBe(name);
+        expect(readRoot(fresh, "var/lib/etcd/member/snap/db")).toBe(plain);
+        // Two list requests (pages of two over the four objects of this cluster), the token from a header file.
+        const lists = callsTo(fresh, "curl").filter((c) => /storage\/v1\/b\/test-bucket\/o\?prefix=/.test(c));
+        expect(lists).toHaveLength(2);
+        for (const c of [...callsTo(cp, "curl"), ...callsTo(fresh, "curl")]) {
+            expect(c).not.toContain("ya29.stub-token");
+        }
+    });
+
+    test("a listing that fails stops the restore instead of passing for an empty bucket", () => {
+        const sb = withWorkingTools(createSandbox());
+        const r = restore(sb, { BACKUP_URL: "gs://test-bucket", PREVIOUS_CLUSTER_UID: "" }, `${key}\n`);
+        expect(r.status).toBe(0); // an empty bucket on a first control plane: a new cluster
+        const down = withWorkingTools(createSandbox());
+        const failed = runScript(
+            down,
+            "etcd-backup",
+            { MODE: "restore", BACKUP_URL: "gs://test-bucket", ETCD_VERSION: versions.etcdTools, RESTORE_FROM: "newest", PREVIOUS_CLUSTER_UID: "", NODE_NAME: "k8s-dev-control-plane", ADVERTISE_ADDRESS: "10.240.0.2" },
+            { input: `${key}\n`, env: { STUB_CURL_FAIL: "1" } },
+        );
+        expect(failed.status).toBe(1);
+        expect(failed.stderr).not.toMatch(/starts a new cluster/);
+        expect(existsRoot(down, "var/lib/etcd")).toBe(false);
     });
 });
