@@ -1,11 +1,13 @@
 /**
  * End to end, on real GCP: `pulumi up` of a throwaway stack of this program, then the app must
  * answer on the `url` output from more than one pod, every node must be Ready, the real engine's
- * previews of a scale-out and of a worker's replacement must list nothing in the cluster, and
- * `pulumi destroy` must leave nothing behind. Prints how long each phase took; the headline is the time
+ * previews of a scale-out and of a worker's replacement must list nothing in the cluster; then a
+ * ConfigMap made outside the stack and an etcd snapshot, the control plane's replacement (its
+ * preview lists nothing in the cluster; the new VM restores the snapshot: same cluster UID, the
+ * ConfigMap back, the url answering, docs/backups.md), and `pulumi destroy` must leave nothing behind. Prints how long each phase took; the headline is the time
  * from the start of `up` to the first HTTP 200 ("time to a serving URL").
  *
- * Run it (about 30-40 minutes, creates billable VMs, deletes them at the end):
+ * Run it (about 40-55 minutes, creates billable VMs, deletes them at the end):
  *
  *     E2E_GCP_PROJECT=my-project npx jest tests/e2e
  *
@@ -22,6 +24,7 @@
  * asks the url every 500 ms; every node must then run the default minor, and not one request may
  * have failed (docs/upgrading.md, "The e2e upgrade phase"). Adds about 15-20 minutes.
  */
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
@@ -29,6 +32,7 @@ import * as https from "https";
 import * as os from "os";
 import * as path from "path";
 import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { sshUser } from "../../components/nodes";
 import { versions } from "../../components/versions";
 import { decideE2e, E2eSettings, probeMachine } from "./preconditions";
 import {
@@ -80,6 +84,7 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         firstOk: { name: "first HTTP 200, from start of up", note: "<- time to a serving URL" },
         pods: { name: "greetings from 2+ pods" },
         nodes: { name: "nodes Ready check" },
+        restore: { name: "pulumi up --replace <control plane>: restored from its snapshot" },
         ...(upgradeFrom === undefined
             ? {}
             : {
@@ -254,6 +259,45 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         expect(await steps({ replace: [worker!.urn] })).toEqual([]);
     }, 10 * minute);
 
+    test("control plane replaced: the preview lists nothing in the cluster, and its snapshot brings the same cluster back (docs/backups.md)", async () => {
+        if (typeof outputs.url !== "string") {
+            throw new Error("the first `pulumi up` did not finish; no cluster to restore");
+        }
+        const creds = kubeconfigCredentials(String(outputs.kubeconfig));
+        const marker = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "e2e-restore-marker" }, data: { writtenBy: "e2e, outside the stack" } };
+        await kubeRequest(creds, "POST", "/api/v1/namespaces/default/configmaps", marker);
+        // A snapshot now, with the program the schedule runs (its first timed run is minutes away).
+        const snapshot = onControlPlane(outputs, "sudo /usr/local/sbin/kubeadm-gcp-etcd-backup snapshot e2e");
+        log(`snapshot: ${snapshot}`);
+        const state = (await stack!.exportStack()).deployment as { resources?: { urn: string; type: string }[] };
+        const cp = (state.resources ?? []).find((r) => r.type === "gcp:compute/instance:Instance" && /-control-plane$/.test(r.urn));
+        expect(cp).toBeDefined();
+        const events: PreviewStepEvent[] = [];
+        await stack!.preview({ replace: [cp!.urn], color: "never", onEvent: (e) => events.push(e as PreviewStepEvent) });
+        expect(inClusterPreviewSteps(events)).toEqual([]);
+
+        const started = Date.now();
+        const uidBefore = outputs.clusterUid;
+        try {
+            const result = await stack!.up({ replace: [cp!.urn], onOutput: stream, color: "never", policyPacks });
+            outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
+        } finally {
+            phases.restore.seconds = (Date.now() - started) / 1000;
+        }
+        expect(outputs.clusterUid).toBe(uidBefore);
+        const after = kubeconfigCredentials(String(outputs.kubeconfig));
+        const back = (await kubeGet(after, "/api/v1/namespaces/default/configmaps/e2e-restore-marker")) as { data?: Record<string, string> };
+        expect(back.data).toEqual(marker.data);
+        const ok = await pollUntil(
+            "the url answering after the restore",
+            async () => ((await httpGet(String(outputs.url)).catch(() => ({ status: 0, body: "" }))).status === 200 ? true : undefined),
+            { timeoutMs: 5 * minute, intervalMs: 5000 },
+            () => "no HTTP 200 yet",
+        );
+        expect(ok).toBe(true);
+        phases.restore.note = `marker ConfigMap back, cluster UID ${String(uidBefore)} kept`;
+    }, 45 * minute);
+
     (upgradeFrom === undefined ? test.skip : test)(
         "upgrade phase: `pulumi up` to the default minor keeps the app serving and leaves every node on it",
         async () => {
@@ -349,37 +393,68 @@ function httpGet(url: string, timeoutMs = 10_000): Promise<HttpResult> {
     });
 }
 
+/**
+ * Runs a command on the control plane over SSH with the stack's key (the `sshPrivateKey` output) and
+ * returns its stdout. The VM was created by this test moments ago, so its host key is taken as it is.
+ */
+function onControlPlane(outputs: Record<string, unknown>, command: string): string {
+    const keyFile = path.join(tmpDir, "ssh-key");
+    fs.writeFileSync(keyFile, String(outputs.sshPrivateKey), { mode: 0o600 });
+    const host = (outputs.controlPlane as { externalIp?: string } | undefined)?.externalIp;
+    const r = spawnSync(
+        "ssh",
+        ["-i", keyFile, "-o", "StrictHostKeyChecking=no", "-o", `UserKnownHostsFile=${path.join(tmpDir, "known_hosts")}`, "-o", "BatchMode=yes", `${sshUser}@${host}`, command],
+        { encoding: "utf8", timeout: 5 * minute },
+    );
+    if (r.status !== 0) {
+        throw new Error(`ssh ${host} ${command}: exit ${r.status ?? r.signal}: ${r.stderr}`);
+    }
+    return r.stdout.trim();
+}
+
 /** GET on the API server with the kubeconfig's client certificate (or token); parsed JSON. */
 function kubeGet(creds: ClusterCredentials, apiPath: string): Promise<unknown> {
+    return kubeRequest(creds, "GET", apiPath);
+}
+
+/** A request to the API server as the kubeconfig's user; parsed JSON of a 2xx answer. */
+function kubeRequest(creds: ClusterCredentials, method: string, apiPath: string, body?: unknown): Promise<unknown> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-        const req = https.get(
+        const req = https.request(
             `${creds.server}${apiPath}`,
             {
+                method,
                 ca: creds.ca,
                 cert: creds.cert,
                 key: creds.key,
-                headers: creds.token ? { authorization: `Bearer ${creds.token}` } : {},
+                headers: {
+                    ...(creds.token ? { authorization: `Bearer ${creds.token}` } : {}),
+                    ...(payload ? { "content-type": "application/json" } : {}),
+                },
                 agent: false,
                 timeout: 15_000,
             },
             (res) => {
-                let body = "";
+                let text = "";
                 res.setEncoding("utf8");
-                res.on("data", (chunk: string) => (body += chunk));
+                res.on("data", (chunk: string) => (text += chunk));
                 res.on("end", () => {
-                    if (res.statusCode !== 200) {
-                        reject(new Error(`GET ${apiPath}: HTTP ${res.statusCode} ${body.slice(0, 200)}`));
+                    const status = res.statusCode ?? 0;
+                    if (status < 200 || status >= 300) {
+                        reject(new Error(`${method} ${apiPath}: HTTP ${status} ${text.slice(0, 200)}`));
                         return;
                     }
                     try {
-                        resolve(JSON.parse(body));
+                        resolve(JSON.parse(text));
                     } catch (e) {
                         reject(e);
                     }
                 });
             },
         );
-        req.on("timeout", () => req.destroy(new Error(`GET ${apiPath}: timed out`)));
+        req.on("timeout", () => req.destroy(new Error(`${method} ${apiPath} timed out`)));
         req.on("error", reject);
+        req.end(payload);
     });
 }
