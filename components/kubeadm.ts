@@ -196,46 +196,40 @@ export class KubeadmCluster extends pulumi.ComponentResource {
      */
     private restoreEtcd(cp: ClusterNode): command.remote.Command {
         const { backups, previous } = this.settings;
-        return new command.remote.Command(
-            this.stepName(cp, "etcd-restore"),
-            {
-                connection: cp.connection,
-                create: remoteScript("etcd-backup", {
-                    MODE: "restore",
-                    BACKUP_URL: backups.url,
-                    ETCD_VERSION: versions.etcdTools,
-                    RESTORE_FROM: backups.restoreFrom,
-                    PREVIOUS_CLUSTER_UID: previous.clusterUid ?? "",
-                    NODE_NAME: cp.name,
-                    ADVERTISE_ADDRESS: cp.internalIp,
-                }),
-                stdin: pulumi.secret(backups.key),
-                triggers: [cp.ready.id],
-                addPreviousOutputInEnv: false,
-            },
-            { parent: this, ignoreChanges: ["create"] },
-        );
+        const settings = {
+            MODE: "restore",
+            RESTORE_FROM: backups.restoreFrom,
+            PREVIOUS_CLUSTER_UID: previous.clusterUid ?? "",
+            NODE_NAME: cp.name,
+            ADVERTISE_ADDRESS: cp.internalIp,
+        };
+        return this.etcdBackupStep("etcd-restore", settings, cp.ready.id, { ignoreChanges: ["create"] });
     }
 
     /** etcd-backup.sh install: the key, the tools and the snapshot timer on an initialised control plane. */
     private scheduleSnapshots(init: command.remote.Command): command.remote.Command {
+        const settings = { MODE: "install", INTERVAL_MINUTES: String(this.settings.backups.intervalMinutes) };
+        return this.etcdBackupStep("etcd-snapshots", settings, init.id);
+    }
+
+    /** etcd-backup.sh on the control plane: the bucket and the tools' release, the key as secret stdin. */
+    private etcdBackupStep(
+        what: string,
+        settings: Record<string, pulumi.Input<string>>,
+        trigger: pulumi.Input<string>,
+        opts: pulumi.CustomResourceOptions = {},
+    ): command.remote.Command {
         const { nodes, backups } = this.settings;
-        const cp = nodes.controlPlane;
         return new command.remote.Command(
-            this.stepName(cp, "etcd-snapshots"),
+            this.stepName(nodes.controlPlane, what),
             {
-                connection: cp.connection,
-                create: remoteScript("etcd-backup", {
-                    MODE: "install",
-                    BACKUP_URL: backups.url,
-                    ETCD_VERSION: versions.etcdTools,
-                    INTERVAL_MINUTES: String(backups.intervalMinutes),
-                }),
+                connection: nodes.controlPlane.connection,
+                create: remoteScript("etcd-backup", { BACKUP_URL: backups.url, ETCD_VERSION: versions.etcdTools, ...settings }),
                 stdin: pulumi.secret(backups.key),
-                triggers: [init.id],
+                triggers: [trigger],
                 addPreviousOutputInEnv: false,
             },
-            { parent: this },
+            { parent: this, ...opts },
         );
     }
 
