@@ -187,11 +187,50 @@ export type MockInvoke = (token: string, inputs: Record<string, any>) => Record<
  * (inputs, parent, dependsOn, data dependencies, secrets, provider). Each call loads fresh copies
  * of @pulumi/pulumi and of whatever `build` requires, so runs are independent.
  */
-export async function recordUnderMocks<T>(
+export function recordUnderMocks<T>(
     build: (pulumi: typeof pulumiType) => T,
     options: { config?: Record<string, string>; stack?: string; state?: MockState; invoke?: MockInvoke } = {},
 ): Promise<Recording & { pulumi: typeof pulumiType; value: T }> {
+    return withoutStackTraces(() => record(build, options));
+}
+
+/** The packages every run shares (TypeScript: @pulumi/pulumi's closure serializer loads it at import). */
+const sharedSdks = ["@pulumi/pulumi", "@pulumi/gcp", "@pulumi/kubernetes", "@pulumi/command", "@pulumi/tls", "@pulumi/random", "typescript"];
+const sdkModules = new Map<string, unknown>();
+/** A package loaded once per test file and kept across resetModules (which would load it again). */
+function sharedSdk(name: string): unknown {
+    if (!sdkModules.has(name)) {
+        sdkModules.set(name, jest.requireActual(name));
+    }
+    return sdkModules.get(name);
+}
+
+/**
+ * Runs `work` with no stack frames captured. The SDK records `new Error().stack` on every promise it
+ * makes (runtime/debuggable.js, debuggablePromise), and under jest every such stack is source-mapped
+ * (@jest/source-map): that took more time than evaluating the program. Errors keep their messages.
+ */
+export async function withoutStackTraces<T>(work: () => Promise<T>): Promise<T> {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+        return await work();
+    } finally {
+        Error.stackTraceLimit = limit;
+    }
+}
+
+async function record<T>(
+    build: (pulumi: typeof pulumiType) => T,
+    options: { config?: Record<string, string>; stack?: string; state?: MockState; invoke?: MockInvoke },
+): Promise<Recording & { pulumi: typeof pulumiType; value: T }> {
     jest.resetModules();
+    // The program's own modules are loaded afresh for every run; the SDKs are loaded once, by Node,
+    // and shared (loading them was most of a run's time). Their state lives in the runtime's store,
+    // which setMocks and runInPulumiStack below set up anew for each run.
+    for (const sdk of sharedSdks) {
+        jest.doMock(sdk, () => sharedSdk(sdk));
+    }
     const pulumi: typeof pulumiType = require("@pulumi/pulumi");
     pulumi.runtime.setAllConfig(options.config ?? {});
 
@@ -523,11 +562,11 @@ export async function runProgram(
     now?: Date,
 ): Promise<ProgramRun> {
     if (now === undefined) {
-        return runProgramNow(config, stack, invoke, previous, stdoutOf);
+        return withoutStackTraces(() => runProgramNow(config, stack, invoke, previous, stdoutOf));
     }
     jest.useFakeTimers({ now, doNotFake: timersThatKeepRunning });
     try {
-        return await runProgramNow(config, stack, invoke, previous, stdoutOf);
+        return await withoutStackTraces(() => runProgramNow(config, stack, invoke, previous, stdoutOf));
     } finally {
         jest.useRealTimers();
     }
