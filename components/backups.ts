@@ -69,15 +69,17 @@ export class EtcdBackups extends pulumi.ComponentResource {
             },
             { parent: this, retainOnDelete: settings.retainOnDestroy },
         );
-        for (const role of backupWriterRoles) {
-            new gcp.storage.BucketIAMMember(
+        const grants = backupWriterRoles.map(
+            (role) =>
+                new gcp.storage.BucketIAMMember(
                 `${name}-${role.replace(/^roles\/storage\./, "").toLowerCase()}`,
-                { bucket: bucket.name, role, member: pulumi.interpolate`serviceAccount:${args.writerServiceAccountEmail}` },
-                { parent: this, retainOnDelete: settings.retainOnDestroy },
-            );
-        }
+                    { bucket: bucket.name, role, member: pulumi.interpolate`serviceAccount:${args.writerServiceAccountEmail}` },
+                    { parent: this, retainOnDelete: settings.retainOnDestroy },
+                ),
+        );
         this.bucketName = bucket.name;
-        this.url = pulumi.interpolate`gs://${bucket.name}`;
+        // Known once the control plane may use it: the steps that read the URL wait for the grants.
+        this.url = pulumi.all([bucket.name, ...grants.map((g) => g.id)]).apply(([bucketName]) => `gs://${bucketName}`);
         this.key = pulumi.secret(
             settings.key ?? new random.RandomBytes(`${name}-key`, { length: 32 }, { parent: this }).hex,
         );

@@ -116,6 +116,8 @@ etcdctl_local() {
 
 BUCKET="${BACKUP_URL#gs://}"
 STORAGE_API="https://storage.googleapis.com"
+# A bucket grant made moments before can take a minute to reach GCS: more patience than retry's default.
+GCS_RETRY_ATTEMPTS="${GCS_RETRY_ATTEMPTS:-8}"
 
 # gcs_auth: a header file with the VM service account's access token (never on a command line).
 gcs_auth() {
@@ -153,7 +155,7 @@ storage_put() {
     gs://*)
         retry gcs_auth || die "could not get an access token from the metadata server"
         # -T streams the file (a snapshot can be large); POST is the JSON API's simple upload.
-        retry curl -fsS -o /dev/null -X POST -T "$file" -H "@$WORK/auth" -H 'Content-Type: application/octet-stream' \
+        RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry curl -fsS -o /dev/null -X POST -T "$file" -H "@$WORK/auth" -H 'Content-Type: application/octet-stream' \
             "$STORAGE_API/upload/storage/v1/b/$BUCKET/o?uploadType=media&ifGenerationMatch=0&name=$(urlencode "$name")"
         ;;
     esac
@@ -175,7 +177,7 @@ storage_list() {
         : >"$WORK/names"
         retry gcs_auth || die "could not get an access token from the metadata server"
         while :; do
-            body="$(retry curl -fsS -H "@$WORK/auth" \
+            body="$(RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry curl -fsS -H "@$WORK/auth" \
                 "$STORAGE_API/storage/v1/b/$BUCKET/o?prefix=$(urlencode "$prefix")&fields=items(name),nextPageToken${page:+&pageToken=$(urlencode "$page")}")" ||
                 die "could not list $BACKUP_URL/$prefix"
             grep -o '"name": *"[^"]*"' <<<"$body" | sed 's/.*"\([^"]*\)"$/\1/' >>"$WORK/names" || true
@@ -194,7 +196,7 @@ storage_get() {
     file://*) cp "${BACKUP_URL#file://}/$name" "$file" ;;
     gs://*)
         retry gcs_auth || die "could not get an access token from the metadata server"
-        retry curl -fsS -H "@$WORK/auth" -o "$file" "$STORAGE_API/storage/v1/b/$BUCKET/o/$(urlencode "$name")?alt=media"
+        RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry curl -fsS -H "@$WORK/auth" -o "$file" "$STORAGE_API/storage/v1/b/$BUCKET/o/$(urlencode "$name")?alt=media"
         ;;
     esac
 }

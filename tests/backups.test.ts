@@ -62,6 +62,12 @@ describe("the snapshot bucket", () => {
             expect(g.inputs.member).toBe("serviceAccount:k8s-dev-control@test-project.iam.gserviceaccount.com");
             expect(g.propertyDependencies.bucket).toEqual([bucketOf(run)[0].name]);
         }
+        // The steps that use the bucket wait for both grants (a data dependency, through the URL).
+        for (const suffix of ["-control-plane-etcd-restore", "-control-plane-etcd-snapshots"]) {
+            for (const g of grants) {
+                expect(command(run, suffix).dataDependencies).toContain(g.name);
+            }
+        }
         // No storage role anywhere in the project: workers (and anything else) get none.
         expect(run.byType("gcp:projects/iAMMember:IAMMember").filter((b) => /storage/.test(b.inputs.role))).toEqual([]);
         const worker = run.byType("gcp:compute/instance:Instance").find((i) => i.inputs.name === "k8s-dev-worker-1")!;
