@@ -54,6 +54,8 @@ ETCD_PKI="$ROOT/etc/kubernetes/pki/etcd"
 # kubeadm's local etcd listens here; tests point it at their own.
 ETCD_ENDPOINT="${ETCD_ENDPOINT:-https://127.0.0.1:2379}"
 FORMAT_LINE="kubeadm-gcp etcd snapshot v1"
+# Far more writes than a cluster makes between two snapshots (etcd's docs use the same figure).
+REVISION_BUMP=1000000000
 SNAPSHOT_RE='^etcd/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9]{8}T[0-9]{6}Z-[a-z0-9.-]+\.snapshot$'
 
 # --- the key -------------------------------------------------------------------------------------
@@ -290,9 +292,14 @@ restore() {
     storage_get "$name" "$WORK/snapshot.enc" || die "could not download $name from $BACKUP_URL"
     decrypt_snapshot "$name" "$WORK/snapshot.enc" "$WORK/snapshot.db"
     rm -rf "$ETCD_DATA.restoring"
+    # The workers' kubelets and kube-proxy watched the lost control plane and hold revisions newer than
+    # the snapshot's. Moving the revision far past them and marking it compacted makes every watch
+    # relist instead of skipping what it thinks it has seen (etcdutl snapshot_command.go:
+    # --bump-revision, --mark-compacted).
     "$TOOLS_DIR/etcdutl" snapshot restore "$WORK/snapshot.db" --data-dir "$ETCD_DATA.restoring" \
         --name "$NODE_NAME" --initial-cluster "$NODE_NAME=https://$ADVERTISE_ADDRESS:2380" \
-        --initial-advertise-peer-urls "https://$ADVERTISE_ADDRESS:2380" >&2 ||
+        --initial-advertise-peer-urls "https://$ADVERTISE_ADDRESS:2380" \
+        --bump-revision "$REVISION_BUMP" --mark-compacted >&2 ||
         die "etcdutl could not restore $name (the snapshot's own hash does not match, or the disk is full); nothing was put in place"
     chmod 0700 "$ETCD_DATA.restoring"
     # An empty /var/lib/etcd (a package or a reset made it) gives way; one with data never reaches here.

@@ -23,6 +23,7 @@ let first: ControlPlane | undefined;
 let restored: ControlPlane | undefined;
 let snapshot: string;
 let clusterUid: string;
+let lastRevisionBefore: number;
 
 /** etcdctl and etcdutl where etcd-backup.sh installs them, so it does not download them. */
 function placeEtcdTools(root: string): void {
@@ -56,6 +57,7 @@ beforeAll(async () => {
     first.kubectlOk(["-n", "shop", "create", "secret", "generic", "payments", `--from-literal=token=${secretValue}`]);
     first.kubectlOk(["-n", "shop", "create", "deployment", "web", "--image=registry.k8s.io/pause:3.10", "--replicas=2"]);
     clusterUid = first.kubectlOk(["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]).trim();
+    lastRevisionBefore = Number(first.kubectlOk(["-n", "shop", "create", "configmap", "before-snapshot", "-o", "jsonpath={.metadata.resourceVersion}"]));
     // What the etcd-snapshots step leaves on the control plane: the stack's key, root only.
     const keyFile = path.join(first.root, "etc", "kubernetes", "backup", "etcd-backup.key");
     fs.mkdirSync(path.dirname(keyFile), { recursive: true });
@@ -134,4 +136,8 @@ test("after the control plane and its data are gone, the restore brings back the
     expect(Buffer.from(token, "base64").toString()).toBe(secretValue);
     expect(restored.kubectlOk(["-n", "shop", "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"])).toBe("2");
     expect(restored.kubectlOk(["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]).trim()).toBe(clusterUid);
+    // The revision moved far past anything a client of the lost control plane can have seen, so
+    // every watch relists instead of taking new objects for ones it already knows.
+    const rv = Number(restored.kubectlOk(["-n", "shop", "create", "configmap", "after-restore", "-o", "jsonpath={.metadata.resourceVersion}"]));
+    expect(rv).toBeGreaterThan(lastRevisionBefore + 1_000_000_000 - 1);
 });
