@@ -192,7 +192,10 @@ export class KubeadmCluster extends pulumi.ComponentResource {
     /**
      * etcd-backup.sh restore on the control plane before kubeadm init: a new control plane VM of a
      * cluster that has snapshots gets the newest (or the chosen) one in /var/lib/etcd, so init brings
-     * the same cluster back. Runs once per VM, like prepare: its settings matter only on a new VM.
+     * the same cluster back. It matters only on a new VM: a change of its settings on a live one is
+     * an update that runs `true`. Not `ignoreChanges`: the engine keeps ignored inputs from the state
+     * also when it replaces a resource (step_generator.go, processIgnoreChanges whenever there is an
+     * old state), so a new VM would restore with the settings of the day the step was first created.
      */
     private restoreEtcd(cp: ClusterNode): command.remote.Command {
         const { backups, previous } = this.settings;
@@ -203,7 +206,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             NODE_NAME: cp.name,
             ADVERTISE_ADDRESS: cp.internalIp,
         };
-        return this.etcdBackupStep("etcd-restore", settings, cp.ready.id, { ignoreChanges: ["create"] });
+        return this.etcdBackupStep("etcd-restore", settings, cp.ready.id, "true");
     }
 
     /** etcd-backup.sh install: the key, the tools and the snapshot timer on an initialised control plane. */
@@ -217,7 +220,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         what: string,
         settings: Record<string, pulumi.Input<string>>,
         trigger: pulumi.Input<string>,
-        opts: pulumi.CustomResourceOptions = {},
+        /** The command an update runs (default: the create command again). */
+        update?: string,
     ): command.remote.Command {
         const { nodes, backups } = this.settings;
         return new command.remote.Command(
@@ -225,11 +229,12 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             {
                 connection: nodes.controlPlane.connection,
                 create: remoteScript("etcd-backup", { BACKUP_URL: backups.url, ETCD_VERSION: versions.etcdTools, ...settings }),
+                update,
                 stdin: pulumi.secret(backups.key),
                 triggers: [trigger],
                 addPreviousOutputInEnv: false,
             },
-            { parent: this, ...opts },
+            { parent: this },
         );
     }
 

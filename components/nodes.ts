@@ -179,7 +179,9 @@ export class ClusterNodes extends pulumi.ComponentResource {
             serviceAccountEmail: controlPlaneAccount.email,
         });
         this.controlPlaneProxy = { ...dialing, host: apiAddress.address, hostKey: this.controlPlane.hostKey };
-        this.workers = names.workers.map((w) => this.createNode(w, "worker", { proxy: this.controlPlaneProxy }, shared));
+        // Workers are created once the control plane's address is reserved: GCE would otherwise be
+        // free to give it to a worker created first.
+        this.workers = names.workers.map((w) => this.createNode(w, "worker", { proxy: this.controlPlaneProxy, after: controlPlaneIp }, shared));
 
         this.registerOutputs({
             controlPlane: this.controlPlane.name,
@@ -205,7 +207,9 @@ export class ClusterNodes extends pulumi.ComponentResource {
     private createNode(
         nodeName: string,
         role: NodeRole,
-        reach: { natIp: pulumi.Output<string>; networkIp: pulumi.Output<string> } | { proxy: command.types.input.remote.ProxyConnectionArgs },
+        reach:
+            | { natIp: pulumi.Output<string>; networkIp: pulumi.Output<string> }
+            | { proxy: command.types.input.remote.ProxyConnectionArgs; after: pulumi.Resource },
         shared: NodeSettings,
     ): ClusterNode {
         const { name, args, metadata, dialing, serviceAccountEmail } = shared;
@@ -244,7 +248,7 @@ export class ClusterNodes extends pulumi.ComponentResource {
             // The firewall rules are dependencies so that they outlive, on destroy, everything
             // that reaches the nodes: every remote command and the Kubernetes provider hang off
             // these VMs (docs/lifecycle.md).
-            { parent: this, deleteBeforeReplace: true, dependsOn: args.network.clusterRules },
+            { parent: this, deleteBeforeReplace: true, dependsOn: "after" in reach ? [...args.network.clusterRules, reach.after] : args.network.clusterRules },
         );
         const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
         // An ephemeral address changes with every stop/start: read it now, not from the state.

@@ -145,6 +145,26 @@ urlencode() {
     printf '%s' "$out"
 }
 
+# gcs_upload FILE NAME: one attempt of the JSON API's simple upload (-T streams the file). A 412
+# (the name exists: ifGenerationMatch=0) after an attempt whose answer was lost means it arrived.
+gcs_upload() {
+    local code
+    code="$(curl -sS -o "$WORK/upload-response" -w '%{http_code}' -X POST -T "$1" -H "@$WORK/auth" \
+        -H 'Content-Type: application/octet-stream' \
+        "$STORAGE_API/upload/storage/v1/b/$BUCKET/o?uploadType=media&ifGenerationMatch=0&name=$(urlencode "$2")")" || return 1
+    case "$code" in
+    200) return 0 ;;
+    412)
+        log "$2 is in the bucket already (an earlier attempt's upload arrived)"
+        return 0
+        ;;
+    *)
+        log "uploading $2 answered HTTP $code: $(head -c 300 "$WORK/upload-response")"
+        return 1
+        ;;
+    esac
+}
+
 # storage_put FILE NAME: uploads FILE as NAME; never replaces an object (ifGenerationMatch=0).
 storage_put() {
     local file="$1" name="$2"
@@ -156,9 +176,7 @@ storage_put() {
         ;;
     gs://*)
         retry gcs_auth || die "could not get an access token from the metadata server"
-        # -T streams the file (a snapshot can be large); POST is the JSON API's simple upload.
-        RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry curl -fsS -o /dev/null -X POST -T "$file" -H "@$WORK/auth" -H 'Content-Type: application/octet-stream' \
-            "$STORAGE_API/upload/storage/v1/b/$BUCKET/o?uploadType=media&ifGenerationMatch=0&name=$(urlencode "$name")"
+        RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry gcs_upload "$file" "$name"
         ;;
     esac
 }

@@ -10,6 +10,7 @@ import { renderedMarker } from "../components/scripts";
 import {
     fakeSnapshots,
     inClusterChanges,
+    inputsAfterChange,
     previewChanges,
     ProgramRun,
     runProgram,
@@ -104,7 +105,7 @@ describe("the key", () => {
 });
 
 describe("the steps on the control plane", () => {
-    test("the restore runs once per VM, with the recorded cluster's UID, and is not re-run by a change of its settings", async () => {
+    test("the restore takes the recorded cluster's UID; a change of its settings on a live VM is an update that runs `true`", async () => {
         const uid = "3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b";
         const later = await runProgram(minimal, "dev", undefined, { clusterUid: uid });
         const restore = command(later, "-control-plane-etcd-restore");
@@ -113,8 +114,21 @@ describe("the steps on the control plane", () => {
         expect(restore.inputs.create).toContain(`export PREVIOUS_CLUSTER_UID='${uid}'`);
         expect(restore.inputs.create).toContain("export RESTORE_FROM='newest'");
         expect(restore.inputs.create).toMatch(/export BACKUP_URL='gs:\/\/[^']+'/);
-        expect(restore.ignoreChanges).toEqual(["create"]);
-        expect(previewChanges(run, later)).toEqual(new Map());
+        expect(restore.inputs.update).toBe("true");
+        expect(Object.fromEntries(previewChanges(run, later))).toEqual({ "k8s-dev-cluster-control-plane-etcd-restore": "update" });
+    });
+
+    test("a new control-plane VM restores with today's settings, not those stored when the step was first created", async () => {
+        // The stack's first up stored the step with no recorded cluster; later the control plane is
+        // replaced. With `ignoreChanges: ["create"]` the replacement would run the stored script,
+        // with PREVIOUS_CLUSTER_UID empty, and would start an empty cluster instead of stopping.
+        const uid = "3f2b8c1e-5d4a-4e6f-9a7b-0c1d2e3f4a5b";
+        const later = await runProgram({ ...minimal, etcdRestoreFrom: fakeSnapshots[0] }, "dev", undefined, { clusterUid: uid });
+        const name = "k8s-dev-cluster-control-plane-etcd-restore";
+        expect(previewChanges(run, later, { replace: ["k8s-dev-nodes-control-plane"] }).get(name)).toBe("replace");
+        const runs = inputsAfterChange(run, later, name).create as string;
+        expect(runs).toContain(`export PREVIOUS_CLUSTER_UID='${uid}'`);
+        expect(runs).toContain(`export RESTORE_FROM='${fakeSnapshots[0]}'`);
     });
 
     test("the schedule follows the config: a new interval re-runs the install step only", async () => {
@@ -168,9 +182,11 @@ describe("replacing the control plane of a stack that recorded its cluster", () 
         });
     });
 
-    test("keeps the provider's identifier the last up recorded", () => {
+    test("keeps the provider's identifier the last up recorded; the second up only hands the restore step the cluster's UID", () => {
         expect(recorded.outputs.clusterIdentifier).toBe(run.outputs.clusterIdentifier);
-        expect(previewChanges(run, recorded)).toEqual(new Map());
+        // The one change an `up` after the first shows: its update runs `true` on the live VM.
+        expect(Object.fromEntries(previewChanges(run, recorded))).toEqual({ "k8s-dev-cluster-control-plane-etcd-restore": "update" });
+        expect(previewChanges(recorded, recorded)).toEqual(new Map());
     });
 
     test("previews the VM and its steps, restore included, and nothing in the cluster; the provider stays known", () => {

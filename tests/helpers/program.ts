@@ -541,6 +541,25 @@ function simulatePreview(before: Recording, after: Recording, options: PreviewOp
     return { changes, unconfigured };
 }
 
+/**
+ * The inputs a resource is created with when it is replaced (or updated) from `before` to `after`:
+ * the engine puts the stored value of every `ignoreChanges` input back whenever the resource has an
+ * old state, replacement included (pkg/resource/deploy/step_generator.go: `if hasOld` ...
+ * processIgnoreChanges, before the diff that may plan NewCreateReplacementStep with those inputs).
+ */
+export function inputsAfterChange(before: Recording, after: Recording, name: string): Record<string, any> {
+    const old = before.resources.find((r) => r.name === name);
+    const now = after.resources.find((r) => r.name === name);
+    if (!now) {
+        throw new Error(`${name} is not declared by the program`);
+    }
+    if (!old) {
+        return now.inputs;
+    }
+    const kept = Object.fromEntries(now.ignoreChanges.filter((k) => k in old.inputs).map((k) => [k, old.inputs[k]]));
+    return { ...now.inputs, ...kept };
+}
+
 /** The Kubernetes objects and charts `changes` lists: empty when a preview touches nothing in the cluster. */
 export function inClusterChanges(recording: Recording, changes: Map<string, Change>): string[] {
     return [...changes.keys()].filter((n) => {

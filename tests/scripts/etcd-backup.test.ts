@@ -207,6 +207,23 @@ describe("the gs:// transport (metadata server token, GCS JSON API; the curl stu
         }
     });
 
+    test("an upload whose answer was lost (the retry meets 412: the name exists) counts as done", () => {
+        const cp = withWorkingTools(createSandbox());
+        writeRoot(cp, "etc/kubernetes/admin.conf", "apiVersion: v1\nkind: Config\n");
+        writeRoot(cp, "etc/kubernetes/backup/etcd-backup.key", `${key}\n`);
+        setState(cp, "cluster-uid", uid);
+        // The names the next seconds' snapshot can take, there already.
+        const now = Date.now();
+        for (let s = 0; s < 10; s++) {
+            const t = new Date(now + s * 1000).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+            setState(cp, `gcs/test-bucket/etcd/${uid}/${t}-manual.snapshot`, "the earlier attempt's upload");
+        }
+        const r = runScript(cp, "etcd-backup", { MODE: "snapshot", BACKUP_URL: "gs://test-bucket", ETCD_VERSION: versions.etcdTools });
+        expect(r.status).toBe(0);
+        expect(r.stderr).toMatch(/is in the bucket already \(an earlier attempt's upload arrived\)/);
+        expect(r.stderr).not.toMatch(/attempt 1\/\d+ failed/);
+    });
+
     test("a listing that fails stops the restore instead of passing for an empty bucket", () => {
         const sb = withWorkingTools(createSandbox());
         const r = restore(sb, { BACKUP_URL: "gs://test-bucket", PREVIOUS_CLUSTER_UID: "" }, `${key}\n`);
