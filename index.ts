@@ -14,7 +14,9 @@ import { AppLoadBalancer } from "./components/loadBalancer";
 import { MetalLb } from "./components/metallb";
 import { MetricsServer } from "./components/metricsServer";
 import { apiServerPort, ClusterNetwork } from "./components/network";
-import { ClusterNodes, sshUser } from "./components/nodes";
+import { ClusterNodes, isSpot, nodeNames, sshUser } from "./components/nodes";
+import { costModel, InstanceSchedule } from "./components/schedule";
+import { requireVmsRunning } from "./components/vmStatus";
 import { planKubernetesChange, readClusterState, supportedKubernetesMinors } from "./components/upgrade";
 
 /**
@@ -40,6 +42,19 @@ export = (async () => {
     if (change instanceof Error) {
         throw change;
     }
+    // A stack whose VMs exist: an `up` cannot SSH to a stopped one, so it stops here, in one line
+    // that says how to start them (a preview warns and goes on).
+    if (previous.controlPlaneIp !== undefined) {
+        const names = nodeNames(name, cfg.workerCount);
+        await requireVmsRunning(
+            [
+                { name: names.controlPlane, spot: isSpot(cfg.spot, "control-plane") },
+                ...names.workers.map((w) => ({ name: w, spot: isSpot(cfg.spot, "worker") })),
+            ],
+            cfg.project,
+            { zone: cfg.zone, spot: cfg.spot, schedule: cfg.schedule },
+        );
+    }
 
     const network = new ClusterNetwork(`${name}-network`, {
         clusterName: name,
@@ -48,6 +63,11 @@ export = (async () => {
         sshSourceRanges: cfg.sshSourceRanges,
         apiSourceRanges: cfg.apiSourceRanges,
     });
+
+    // The on/off schedule: a GCE resource policy every VM is attached to (components/schedule.ts).
+    const schedule = cfg.schedule
+        ? new InstanceSchedule(`${name}-schedule`, { clusterName: name, project: cfg.project, region: cfg.region, schedule: cfg.schedule })
+        : undefined;
 
     const nodes = new ClusterNodes(`${name}-nodes`, {
         clusterName: name,
@@ -60,6 +80,8 @@ export = (async () => {
         network,
         subnetCidr: cfg.subnetCidr,
         previousControlPlaneIp: previous.controlPlaneIp,
+        spot: cfg.spot,
+        schedule,
     });
 
     const apiEndpoint = pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`;
@@ -136,5 +158,7 @@ export = (async () => {
         etcdBackupBucket: backups.bucketName,
         // Keep it outside the stack if the bucket is to outlive it (retainBackupsOnDestroy, docs/backups.md).
         etcdBackupKey: backups.key,
+        // Which VMs are Spot and when they run (README "Cost" gives each setting's price).
+        costModel: costModel(cfg.spot, cfg.schedule),
     };
 })();
