@@ -16,7 +16,7 @@ import { MetricsServer } from "./components/metricsServer";
 import { apiServerPort, ClusterNetwork } from "./components/network";
 import { ClusterNodes, isSpot, nodeNames, sshUser } from "./components/nodes";
 import { costModel, InstanceSchedule } from "./components/schedule";
-import { requireVmsRunning } from "./components/vmStatus";
+import { checkVms } from "./components/vmStatus";
 import { planKubernetesChange, readClusterState, supportedKubernetesMinors } from "./components/upgrade";
 
 /**
@@ -42,19 +42,18 @@ export = (async () => {
     if (change instanceof Error) {
         throw change;
     }
-    // A stack whose VMs exist: an `up` cannot SSH to a stopped one, so it stops here, in one line
-    // that says how to start them (a preview warns and goes on).
-    if (previous.controlPlaneIp !== undefined) {
-        const names = nodeNames(name, cfg.workerCount);
-        await requireVmsRunning(
-            [
-                { name: names.controlPlane, spot: isSpot(cfg.spot, "control-plane") },
-                ...names.workers.map((w) => ({ name: w, spot: isSpot(cfg.spot, "worker") })),
-            ],
-            cfg.project,
-            { zone: cfg.zone, spot: cfg.spot, schedule: cfg.schedule },
-        );
-    }
+    // An `up` cannot SSH to a stopped VM: it stops here, in one line that says how to start them (a
+    // preview warns). Creating Spot VMs can fail for lack of capacity: say so, naming the setting.
+    const names = nodeNames(name, cfg.workerCount);
+    await checkVms(
+        [
+            { name: names.controlPlane, spot: isSpot(cfg.spot, "control-plane") },
+            ...names.workers.map((w) => ({ name: w, spot: isSpot(cfg.spot, "worker") })),
+        ],
+        cfg.project,
+        previous.controlPlaneIp !== undefined,
+        { zone: cfg.zone, spot: cfg.spot, schedule: cfg.schedule },
+    );
 
     const network = new ClusterNetwork(`${name}-network`, {
         clusterName: name,

@@ -16,9 +16,12 @@ export const notRunningStatuses = ["STOPPING", "STOPPED", "SUSPENDING", "SUSPEND
 
 export interface VmState {
     name: string;
-    /** The instance's currentStatus as the Compute API reports it now. */
+    /** The instance's currentStatus as the Compute API reports it now; "NOT_FOUND" when there is no such VM. */
     status: string;
+    /** Whether the config makes it a Spot VM. */
     spot: boolean;
+    /** Its provisioning model as the Compute API reports it, when it exists and says. */
+    provisioningModel?: string;
 }
 
 export interface VmStatusContext {
@@ -48,6 +51,23 @@ export function stoppedVmsMessage(vms: VmState[], ctx: VmStatusContext): string 
     );
 }
 
+/**
+ * The line printed when this run creates Spot VMs: GCE creates one only while it has Spot capacity in
+ * the zone, and the provider's error then names no setting. A VM is created when it does not exist
+ * yet, or when it exists with another provisioning model (a `spot` change recreates it).
+ */
+export function spotCreationNotice(vms: VmState[], ctx: VmStatusContext): string | undefined {
+    const created = vms.filter((vm) => vm.spot && (vm.status === "NOT_FOUND" || (vm.provisioningModel !== undefined && vm.provisioningModel !== "SPOT")));
+    if (created.length === 0) {
+        return undefined;
+    }
+    return (
+        `${created.map((vm) => vm.name).join(", ")}: created as Spot VM${created.length === 1 ? "" : "s"} (spot = ${ctx.spot}). GCE creates and starts a Spot VM only while it has ` +
+        `Spot capacity in ${ctx.zone}: if a create fails with ZONE_RESOURCE_POOL_EXHAUSTED or "does not have enough resources available to fulfill the request", ` +
+        `that is the reason; run \`pulumi up\` again later, or \`pulumi config set spot none\` to create standard VMs instead.`
+    );
+}
+
 /** What the program does with the message: an `up` stops before anything changes; a preview warns and goes on. */
 export function vmStatusVerdict(message: string | undefined, preview: boolean): { error?: string; warning?: string } {
     if (message === undefined) {
@@ -56,23 +76,25 @@ export function vmStatusVerdict(message: string | undefined, preview: boolean): 
     return preview ? { warning: `${message} (A preview does not SSH; \`pulumi up\` will stop here until they run.)` } : { error: message };
 }
 
-/** The VM's currentStatus now, or undefined when the Compute API has no such VM (not created yet, or deleted). */
-async function currentStatus(name: string, zone: string, project: string): Promise<string | undefined> {
+/** The VM as the Compute API reports it now; status "NOT_FOUND" when there is no such VM (not created yet, or deleted). */
+async function readVm(name: string, zone: string, project: string): Promise<{ status: string; provisioningModel?: string }> {
     try {
-        return (await gcp.compute.getInstance({ name, zone, project })).currentStatus;
+        const vm = await gcp.compute.getInstance({ name, zone, project });
+        return { status: vm.currentStatus, provisioningModel: vm.schedulings?.[0]?.provisioningModel || undefined };
     } catch {
-        return undefined;
+        return { status: "NOT_FOUND" };
     }
 }
 
 /**
- * Reads each VM's status and refuses an `up` while any of them is stopped (a RunError: Pulumi prints
- * its one line without a stack trace). Called before any resource is declared, and only for a stack
- * whose last `up` created the VMs.
+ * Before any resource is declared: refuses an `up` while a VM of the stack is stopped (a RunError:
+ * Pulumi prints its one line without a stack trace; a preview warns), and says so when this run will
+ * create Spot VMs. `existing`: the last `up` created the VMs, so the Compute API is asked about each;
+ * otherwise every VM is new.
  */
-export async function requireVmsRunning(vms: { name: string; spot: boolean }[], project: string, ctx: VmStatusContext): Promise<void> {
-    const states = await Promise.all(
-        vms.map(async (vm) => ({ ...vm, status: (await currentStatus(vm.name, ctx.zone, project)) ?? "NOT_FOUND" })),
+export async function checkVms(vms: { name: string; spot: boolean }[], project: string, existing: boolean, ctx: VmStatusContext): Promise<void> {
+    const states: VmState[] = await Promise.all(
+        vms.map(async (vm) => ({ ...vm, ...(existing ? await readVm(vm.name, ctx.zone, project) : { status: "NOT_FOUND" }) })),
     );
     const verdict = vmStatusVerdict(stoppedVmsMessage(states, ctx), pulumi.runtime.isDryRun());
     if (verdict.warning) {
@@ -80,5 +102,9 @@ export async function requireVmsRunning(vms: { name: string; spot: boolean }[], 
     }
     if (verdict.error) {
         throw new pulumi.RunError(verdict.error);
+    }
+    const notice = spotCreationNotice(states, ctx);
+    if (notice) {
+        pulumi.log.info(notice);
     }
 }

@@ -4,7 +4,7 @@
  * previews; and what an `up` does while the VMs are stopped.
  */
 import { costModel, computeServiceAgent, scheduleRoleId, scheduleRolePermissions } from "../components/schedule";
-import { stoppedVmsMessage, vmStatusVerdict } from "../components/vmStatus";
+import { spotCreationNotice, stoppedVmsMessage, vmStatusVerdict } from "../components/vmStatus";
 import {
     Change,
     fakeProjectNumber,
@@ -251,6 +251,40 @@ describe("`pulumi up` while VMs are stopped", () => {
 
     test.each(["RUNNING", "PROVISIONING", "STAGING", "REPAIRING", "NOT_FOUND"])("status %s is not reported as stopped", (status) => {
         expect(stoppedVmsMessage([{ name: "k8s-dev-worker-1", status, spot: true }], { zone: "us-central1-a", spot: "all" })).toBeUndefined();
+    });
+});
+
+describe("Spot capacity is not guaranteed", () => {
+    const ctx = { zone: "us-central1-a", spot: "workers" as const };
+
+    test("a run that creates Spot VMs says so, naming the capacity errors GCE gives and the setting that avoids them", () => {
+        const notice = spotCreationNotice(
+            [
+                { name: "k8s-dev-control-plane", status: "RUNNING", spot: false, provisioningModel: "STANDARD" },
+                { name: "k8s-dev-worker-1", status: "RUNNING", spot: true, provisioningModel: "STANDARD" }, // recreated by the change
+                { name: "k8s-dev-worker-2", status: "RUNNING", spot: true, provisioningModel: "SPOT" }, // already Spot
+                { name: "k8s-dev-worker-3", status: "NOT_FOUND", spot: true }, // scaled out
+            ],
+            ctx,
+        );
+        expect(notice).toBe(
+            'k8s-dev-worker-1, k8s-dev-worker-3: created as Spot VMs (spot = workers). GCE creates and starts a Spot VM only while it has Spot capacity in us-central1-a: ' +
+                'if a create fails with ZONE_RESOURCE_POOL_EXHAUSTED or "does not have enough resources available to fulfill the request", that is the reason; ' +
+                "run `pulumi up` again later, or `pulumi config set spot none` to create standard VMs instead.",
+        );
+    });
+
+    test("nothing is said when no Spot VM is created (standard VMs, or Spot VMs that exist)", () => {
+        expect(spotCreationNotice([{ name: "k8s-dev-worker-1", status: "NOT_FOUND", spot: false }], ctx)).toBeUndefined();
+        expect(spotCreationNotice([{ name: "k8s-dev-worker-1", status: "TERMINATED", spot: true, provisioningModel: "SPOT" }], ctx)).toBeUndefined();
+        // Under test mocks the Compute API reports no model: an existing VM is not taken as recreated.
+        expect(spotCreationNotice([{ name: "k8s-dev-worker-1", status: "RUNNING", spot: true }], ctx)).toBeUndefined();
+    });
+
+    test("a Spot VM that is stopped (preempted, or unable to start again) is named as Spot in the stop line", () => {
+        const message = stoppedVmsMessage([{ name: "k8s-dev-worker-1", status: "TERMINATED", spot: true }], { ...ctx, schedule: undefined })!;
+        expect(message).toMatch(/Spot VMs \(spot = workers\) may fail to start while GCE has no Spot capacity in us-central1-a/);
+        expect(stoppedVmsMessage([{ name: "k8s-dev-worker-1", status: "TERMINATED", spot: false }], { ...ctx, spot: "none" })).not.toMatch(/Spot/);
     });
 });
 
