@@ -234,6 +234,16 @@ describe("`pulumi up` while VMs are stopped", () => {
         expect(instances(run)).toHaveLength(3);
     });
 
+    test("after they are back, a preview lists only the ready step of each worker that came back with a new external IP", async () => {
+        const before = await runProgram(minimal, "dev", undefined, liveStack);
+        const restarted: MockInvoke = (token, inputs) =>
+            token === invokeTokens.instance && inputs.name === "k8s-dev-worker-1"
+                ? { ...mockInvoke(token, inputs), networkInterfaces: [{ accessConfigs: [{ natIp: "198.51.100.42" }] }] }
+                : mockInvoke(token, inputs);
+        const after = await runProgram(minimal, "dev", restarted, liveStack);
+        expect(sorted(previewChanges(before, after))).toEqual([["k8s-dev-nodes-worker-1-ready", "update"]]);
+    });
+
     test("a new stack (no VMs yet) is not checked", async () => {
         const run = await runProgram(minimal, "dev", stopped(["k8s-dev-control-plane"]));
         expect(run.invokes.filter((i) => i.token === invokeTokens.instance).map((i) => i.inputs.name)).not.toContain("k8s-dev-control-plane");
