@@ -76,14 +76,23 @@ export function vmStatusVerdict(message: string | undefined, preview: boolean): 
     return preview ? { warning: `${message} (A preview does not SSH; \`pulumi up\` will stop here until they run.)` } : { error: message };
 }
 
-/** The VM as the Compute API reports it now; status "NOT_FOUND" when there is no such VM (not created yet, or deleted). */
+/**
+ * The VM as the Compute API reports it now; status "NOT_FOUND" when there is no such VM (not created
+ * yet, or deleted: the API's 404), "UNKNOWN" when it could not be read (the run goes on, and the
+ * VM's own steps report what is wrong).
+ */
 async function readVm(name: string, zone: string, project: string): Promise<{ status: string; provisioningModel?: string }> {
     try {
         const vm = await gcp.compute.getInstance({ name, zone, project });
         return { status: vm.currentStatus, provisioningModel: vm.schedulings?.[0]?.provisioningModel || undefined };
-    } catch {
-        return { status: "NOT_FOUND" };
+    } catch (e) {
+        return { status: readErrorStatus(e) };
     }
+}
+
+/** A failed read of a VM: "NOT_FOUND" for the Compute API's 404, "UNKNOWN" for anything else (a 403, a network error). */
+export function readErrorStatus(e: unknown): "NOT_FOUND" | "UNKNOWN" {
+    return /\b404\b|\bnot ?found\b/i.test(String(e)) ? "NOT_FOUND" : "UNKNOWN";
 }
 
 /**

@@ -4,7 +4,7 @@
  * previews; and what an `up` does while the VMs are stopped.
  */
 import { costModel, computeServiceAgent, scheduleRoleId, scheduleRolePermissions } from "../components/schedule";
-import { spotCreationNotice, stoppedVmsMessage, vmStatusVerdict } from "../components/vmStatus";
+import { readErrorStatus, spotCreationNotice, stoppedVmsMessage, vmStatusVerdict } from "../components/vmStatus";
 import {
     Change,
     fakeProjectNumber,
@@ -282,6 +282,13 @@ describe("Spot capacity is not guaranteed", () => {
                 'if a create fails with ZONE_RESOURCE_POOL_EXHAUSTED or "does not have enough resources available to fulfill the request", that is the reason; ' +
                 "run `pulumi up` again later, or `pulumi config set spot none` to create standard VMs instead.",
         );
+    });
+
+    test("a VM the Compute API does not have (404) counts as created; one it could not read, as unknown: neither stopped nor created", () => {
+        expect(readErrorStatus(new Error("googleapi: Error 404: The resource 'projects/p/zones/z/instances/k8s-dev-worker-3' was not found, notFound"))).toBe("NOT_FOUND");
+        expect(readErrorStatus(new Error("googleapi: Error 403: Required 'compute.instances.get' permission, forbidden"))).toBe("UNKNOWN");
+        expect(spotCreationNotice([{ name: "k8s-dev-worker-1", status: "UNKNOWN", spot: true }], ctx)).toBeUndefined();
+        expect(stoppedVmsMessage([{ name: "k8s-dev-worker-1", status: "UNKNOWN", spot: true }], ctx)).toBeUndefined();
     });
 
     test("nothing is said when no Spot VM is created (standard VMs, or Spot VMs that exist)", () => {
