@@ -77,6 +77,9 @@ export class InstanceSchedule extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        // IAM keeps a deleted custom role's id for a while; a stack that sets a schedule again (or is
+        // re-created) gets the same role back: the provider undeletes a soft-deleted role of that id
+        // instead of failing (terraform-provider-google resource_google_project_iam_custom_role.go, create).
         const role = new gcp.projects.IAMCustomRole(
             `${name}-role`,
             {
