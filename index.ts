@@ -14,9 +14,9 @@ import { AppLoadBalancer } from "./components/loadBalancer";
 import { MetalLb } from "./components/metallb";
 import { MetricsServer } from "./components/metricsServer";
 import { apiServerPort, ClusterNetwork } from "./components/network";
-import { ClusterNodes, isSpot, nodeNames, sshUser } from "./components/nodes";
+import { ClusterNodes, sshUser } from "./components/nodes";
 import { costModel, InstanceSchedule } from "./components/schedule";
-import { checkVms } from "./components/vmStatus";
+import { checkVms, stackVms } from "./components/vmStatus";
 import { planKubernetesChange, readClusterState, supportedKubernetesMinors } from "./components/upgrade";
 
 /**
@@ -44,16 +44,11 @@ export = (async () => {
     }
     // An `up` cannot SSH to a stopped VM: it stops here, in one line that says how to start them (a
     // preview warns). Creating Spot VMs can fail for lack of capacity: say so, naming the setting.
-    const names = nodeNames(name, cfg.workerCount);
-    await checkVms(
-        [
-            { name: names.controlPlane, spot: isSpot(cfg.spot, "control-plane") },
-            ...names.workers.map((w) => ({ name: w, spot: isSpot(cfg.spot, "worker") })),
-        ],
-        cfg.project,
-        previous.controlPlaneIp !== undefined,
-        { zone: cfg.zone, spot: cfg.spot, schedule: cfg.schedule },
-    );
+    await checkVms(stackVms(name, cfg.workerCount, cfg.spot), cfg.project, previous.controlPlaneIp !== undefined, {
+        zone: cfg.zone,
+        spot: cfg.spot,
+        schedule: cfg.schedule,
+    });
 
     const network = new ClusterNetwork(`${name}-network`, {
         clusterName: name,

@@ -7,6 +7,7 @@
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import type { SpotSetting, VmSchedule } from "./config";
+import { isSpot, nodeNames } from "./nodes";
 
 /**
  * Instance statuses in which the VM does not run (compute/docs/instances/instance-life-cycle):
@@ -93,6 +94,15 @@ async function readVm(name: string, zone: string, project: string): Promise<{ st
 /** A failed read of a VM: "NOT_FOUND" for the Compute API's 404, "UNKNOWN" for anything else (a 403, a network error). */
 export function readErrorStatus(e: unknown): "NOT_FOUND" | "UNKNOWN" {
     return /\b404\b|\bnot ?found\b/i.test(String(e)) ? "NOT_FOUND" : "UNKNOWN";
+}
+
+/** The stack's VMs as checkVms needs them: the names ClusterNodes gives them, and which are Spot. */
+export function stackVms(clusterName: string, workerCount: number, spot: SpotSetting): { name: string; spot: boolean }[] {
+    const names = nodeNames(clusterName, workerCount);
+    return [
+        { name: names.controlPlane, spot: isSpot(spot, "control-plane") },
+        ...names.workers.map((w) => ({ name: w, spot: isSpot(spot, "worker") })),
+    ];
 }
 
 /**
