@@ -210,13 +210,19 @@ describe("`pulumi up` while VMs are stopped", () => {
         (token, inputs) =>
             token === invokeTokens.instance && names.includes(inputs.name) ? { ...mockInvoke(token, inputs), currentStatus: status, networkInterfaces: [{ accessConfigs: [{}] }] } : mockInvoke(token, inputs);
 
-    test("an `up` stops before declaring anything, in one line naming the VMs and the gcloud command that starts them", async () => {
-        const up = runProgram(minimal, "dev", stopped(["k8s-dev-worker-1", "k8s-dev-control-plane"]), liveStack);
+    test("an `up` stops before it declares any SSH step, in one line naming the VMs and the gcloud command that starts them", async () => {
+        const declaredSteps: string[] = [];
+        const up = runProgram(minimal, "dev", stopped(["k8s-dev-worker-1", "k8s-dev-control-plane"]), liveStack, (step) => {
+            declaredSteps.push(step);
+            return undefined;
+        });
         await expect(up).rejects.toThrow(
             "k8s-dev-control-plane (TERMINATED), k8s-dev-worker-1 (TERMINATED): stopped, so Pulumi cannot reach them over SSH. " +
                 "Start them with `gcloud compute instances start k8s-dev-control-plane k8s-dev-worker-1 --zone us-central1-a`, then run `pulumi up` again.",
         );
         await expect(up).rejects.not.toThrow(/\n/);
+        // Not one SSH step was declared, so none dialled the stopped VMs.
+        expect(declaredSteps).toEqual([]);
     });
 
     test("with Spot VMs and a schedule, the line also names the schedule's start and the setting that avoids Spot", async () => {
@@ -226,7 +232,12 @@ describe("`pulumi up` while VMs are stopped", () => {
     });
 
     test("every VM running: the `up` goes on, having read each VM's status once", async () => {
-        const run = await runProgram(minimal, "dev", undefined, liveStack);
+        const declaredSteps: string[] = [];
+        const run = await runProgram(minimal, "dev", undefined, liveStack, (step) => {
+            declaredSteps.push(step);
+            return undefined;
+        });
+        expect(declaredSteps).toContain("k8s-dev-nodes-worker-1-ready");
         const reads = run.invokes.filter((i) => i.token === invokeTokens.instance).map((i) => i.inputs.name);
         // The status check reads all three; the workers are read once more for their current external IP.
         expect([...new Set(reads)].sort()).toEqual(["k8s-dev-control-plane", "k8s-dev-worker-1", "k8s-dev-worker-2"]);
