@@ -482,7 +482,7 @@ function simulatePreview(before: Recording, after: Recording, options: PreviewOp
                 return k === "triggers";
             }
             if (r.type === "gcp:compute/instance:Instance") {
-                // terraform-provider-google, resource_compute_instance.go: of the scheduling block only
+                // terraform-provider-google (read at e03b762), resource_compute_instance.go: of the scheduling block only
                 // provisioning_model and preemptible are ForceNew; every other field of it is set in
                 // place (setScheduling, compute_instance_helpers.go schedulingHasChangeWithoutReboot),
                 // as are resource_policies (add/removeResourcePolicies in resourceComputeInstanceUpdate).
