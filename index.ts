@@ -15,6 +15,8 @@ import { MetalLb } from "./components/metallb";
 import { MetricsServer } from "./components/metricsServer";
 import { apiServerPort, ClusterNetwork } from "./components/network";
 import { ClusterNodes, sshUser } from "./components/nodes";
+import { costModel, InstanceSchedule } from "./components/schedule";
+import { checkVms, stackVms } from "./components/vmStatus";
 import { planKubernetesChange, readClusterState, supportedKubernetesMinors } from "./components/upgrade";
 
 /**
@@ -40,6 +42,13 @@ export = (async () => {
     if (change instanceof Error) {
         throw change;
     }
+    // An `up` cannot SSH to a stopped VM: it stops here, in one line that says how to start them (a
+    // preview warns). Creating Spot VMs can fail for lack of capacity: say so, naming the setting.
+    await checkVms(stackVms(name, cfg.workerCount, cfg.spot), cfg.project, previous.controlPlaneIp !== undefined, {
+        zone: cfg.zone,
+        spot: cfg.spot,
+        schedule: cfg.schedule,
+    });
 
     const network = new ClusterNetwork(`${name}-network`, {
         clusterName: name,
@@ -48,6 +57,11 @@ export = (async () => {
         sshSourceRanges: cfg.sshSourceRanges,
         apiSourceRanges: cfg.apiSourceRanges,
     });
+
+    // The on/off schedule: a GCE resource policy every VM is attached to (components/schedule.ts).
+    const schedule = cfg.schedule
+        ? new InstanceSchedule(`${name}-schedule`, { clusterName: name, project: cfg.project, region: cfg.region, schedule: cfg.schedule })
+        : undefined;
 
     const nodes = new ClusterNodes(`${name}-nodes`, {
         clusterName: name,
@@ -60,6 +74,8 @@ export = (async () => {
         network,
         subnetCidr: cfg.subnetCidr,
         previousControlPlaneIp: previous.controlPlaneIp,
+        spot: cfg.spot,
+        schedule,
     });
 
     const apiEndpoint = pulumi.interpolate`https://${nodes.apiAddress}:${apiServerPort}`;
@@ -136,5 +152,7 @@ export = (async () => {
         etcdBackupBucket: backups.bucketName,
         // Keep it outside the stack if the bucket is to outlive it (retainBackupsOnDestroy, docs/backups.md).
         etcdBackupKey: backups.key,
+        // Which VMs are Spot and when they run (README "Cost" gives each setting's price).
+        costModel: costModel(cfg.spot, cfg.schedule),
     };
 })();

@@ -25,6 +25,21 @@ export interface ClusterConfig {
     bootDiskSizeGb: number;
     app: AppConfig;
     backups: BackupConfig;
+    /** Which VMs use the Spot provisioning model (components/schedule.ts). */
+    spot: SpotSetting;
+    /** When GCE starts and stops every VM of the stack; undefined: they run around the clock. */
+    schedule?: VmSchedule;
+}
+
+/** `spot`: none (every VM standard), workers (the workers Spot), all (the control plane too). */
+export const spotSettings = ["none", "workers", "all"] as const;
+export type SpotSetting = (typeof spotSettings)[number];
+
+/** An instance schedule: two unix-cron expressions read in an IANA time zone. */
+export interface VmSchedule {
+    start: string;
+    stop: string;
+    timeZone: string;
 }
 
 /** etcd snapshots in the stack's bucket (docs/backups.md). */
@@ -72,6 +87,10 @@ export const projectKeys = [
     "retainBackupsOnDestroy",
     "etcdRestoreFrom",
     "etcdBackupKey",
+    "spot",
+    "scheduleStart",
+    "scheduleStop",
+    "scheduleTimeZone",
 ] as const;
 type ProjectKey = (typeof projectKeys)[number];
 type RawKey = ProjectKey | "gcp:project" | "gcp:region" | "gcp:zone";
@@ -101,6 +120,11 @@ export const defaults = {
     etcdRestoreFrom: "newest",
     // Empty: the stack generates the key and keeps it in its secret state (docs/backups.md).
     etcdBackupKey: "",
+    spot: "none",
+    // Empty start and stop: no schedule, the VMs run until you stop them.
+    scheduleStart: "",
+    scheduleStop: "",
+    scheduleTimeZone: "UTC",
     region: "us-central1",
     zone: "us-central1-a",
 } as const;
@@ -186,6 +210,8 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
     }
     const cpuTargetPercent = p.integer("appCpuTargetPercent", defaults.appCpuTargetPercent, 1, 100);
     const backups = parseBackupConfig(p, raw, problems);
+    const spot = p.oneOf("spot", defaults.spot, spotSettings);
+    const schedule = parseSchedule(p, problems);
 
     for (const [a, b] of [
         ["subnetCidr", "podCidr"],
@@ -217,6 +243,8 @@ export function parseConfig(raw: RawConfig, stack: string): ClusterConfig {
         bootDiskSizeGb,
         app: { namespace, image, replicas, maxReplicas, cpuTargetPercent },
         backups,
+        spot,
+        schedule,
     };
 }
 
@@ -239,6 +267,80 @@ function parseBackupConfig(p: Parser, raw: RawConfig, problems: string[]): Backu
         problems.push("etcdBackupKey: the value (not shown, it is a secret) is not valid; accepted: 64 lowercase hex characters (32 random bytes, e.g. `openssl rand -hex 32`)");
     }
     return { intervalMinutes, retentionDays, retainOnDestroy, restoreFrom, key };
+}
+
+/**
+ * scheduleStart/scheduleStop/scheduleTimeZone: both times or neither. GCE reads them as unix-cron
+ * (five fields) in the IANA time zone given (the resource policy's instanceSchedulePolicy).
+ */
+function parseSchedule(p: Parser, problems: string[]): VmSchedule | undefined {
+    const start = p.value("scheduleStart")?.trim() ?? defaults.scheduleStart;
+    const stop = p.value("scheduleStop")?.trim() ?? defaults.scheduleStop;
+    const timeZone = p.value("scheduleTimeZone")?.trim() || defaults.scheduleTimeZone;
+    const cronAccepted = 'a unix-cron expression of five fields (minute hour day-of-month month day-of-week), e.g. "0 8 * * 1-5"';
+    for (const [key, value] of [["scheduleStart", start], ["scheduleStop", stop]] as const) {
+        const problem = value === "" ? undefined : cronProblem(value);
+        if (problem) {
+            problems.push(`${key}: ${JSON.stringify(value)} is not valid (${problem}); accepted: ${cronAccepted}, or empty for no schedule`);
+        }
+    }
+    if (!isTimeZone(timeZone)) {
+        problems.push(`scheduleTimeZone: ${JSON.stringify(timeZone)} is not valid; accepted: a time zone of the tz database such as UTC or Europe/Berlin`);
+    }
+    if ((start === "") !== (stop === "")) {
+        const [set, unset] = start === "" ? ["scheduleStop", "scheduleStart"] : ["scheduleStart", "scheduleStop"];
+        problems.push(`${unset}: is not set while ${set} is; accepted: both set (a schedule) or both empty (none)`);
+        return undefined;
+    }
+    if (start !== "" && start.split(/\s+/).join(" ") === stop.split(/\s+/).join(" ")) {
+        problems.push(`scheduleStop: ${JSON.stringify(stop)} equals scheduleStart; accepted: a stop time other than the start time`);
+    }
+    return start === "" ? undefined : { start, stop, timeZone };
+}
+
+const cronFields = [
+    { name: "minute", min: 0, max: 59 },
+    { name: "hour", min: 0, max: 23 },
+    { name: "day of month", min: 1, max: 31 },
+    { name: "month", min: 1, max: 12, names: ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"] },
+    // 0 and 7 are both Sunday, as in crontab(5).
+    { name: "day of week", min: 0, max: 7, names: ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
+];
+
+/** Why `expression` is not a five-field unix-cron expression (crontab(5): lists, ranges, steps, names), or undefined. */
+export function cronProblem(expression: string): string | undefined {
+    const fields = expression.trim().split(/\s+/);
+    if (fields.length !== cronFields.length) {
+        return `${fields.length} field${fields.length === 1 ? "" : "s"}, not 5`;
+    }
+    for (const [i, field] of fields.entries()) {
+        const spec = cronFields[i];
+        const value = (v: string): number | undefined => {
+            const named = spec.names?.indexOf(v.toUpperCase()) ?? -1;
+            const n = named >= 0 ? named + (spec.name === "month" ? 1 : 0) : /^\d+$/.test(v) ? Number(v) : NaN;
+            return Number.isInteger(n) && n >= spec.min && n <= spec.max ? n : undefined;
+        };
+        for (const item of field.split(",")) {
+            const m = /^(\*|[^-/]+(?:-[^-/]+)?)(?:\/(\d+))?$/.exec(item);
+            const bounds = m?.[1] === "*" ? [] : (m?.[1].split("-") ?? [""]);
+            const values = bounds.map(value);
+            const badStep = m?.[2] !== undefined && Number(m[2]) < 1;
+            if (!m || values.some((v) => v === undefined) || badStep || (values.length === 2 && values[0]! > values[1]!)) {
+                return `the ${spec.name} field "${field}" is not ${spec.min}-${spec.max}${spec.names ? ` or ${spec.names[0]}-${spec.names[spec.names.length - 1]}` : ""}, a list, a range or a step of them`;
+            }
+        }
+    }
+    return undefined;
+}
+
+/** True for a time zone name the tz database knows (as Node's ICU reads it). */
+export function isTimeZone(name: string): boolean {
+    try {
+        new Intl.DateTimeFormat("en-US", { timeZone: name });
+        return name !== "";
+    } catch {
+        return false;
+    }
 }
 
 /** A Kubernetes object name (DNS label): namespaces, pools. */
@@ -413,6 +515,18 @@ class Parser {
             return fallback;
         }
         return v.trim() === "true";
+    }
+
+    oneOf<T extends string>(key: RawKey, fallback: T, accepted: readonly T[]): T {
+        const v = this.value(key);
+        if (v === undefined) {
+            return fallback;
+        }
+        if (!(accepted as readonly string[]).includes(v.trim())) {
+            this.fail(key, v, accepted.map((a) => JSON.stringify(a)).join(", ").replace(/, ([^,]*)$/, " or $1"));
+            return fallback;
+        }
+        return v.trim() as T;
     }
 
     integer(key: RawKey, fallback: number, min: number, max: number): number {

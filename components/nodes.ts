@@ -3,7 +3,7 @@ import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { currentExternalIp, publishedHostKey } from "./hostKeys";
-import { hostAddress } from "./config";
+import { hostAddress, SpotSetting } from "./config";
 import { ClusterNetwork } from "./network";
 import { versions } from "./versions";
 
@@ -39,6 +39,38 @@ export interface ClusterNodesArgs {
      * it is reserved as it is, so a stack made before the reservation keeps its VM.
      */
     previousControlPlaneIp?: string;
+    /** Which VMs use the Spot provisioning model (config `spot`). */
+    spot: SpotSetting;
+    /** The on/off schedule every VM follows, and the grant GCE needs on each to follow it; undefined: none. */
+    schedule?: NodeSchedule;
+}
+
+/** What ClusterNodes needs of an InstanceSchedule (components/schedule.ts). */
+export interface NodeSchedule {
+    /** The resource policy's self link. */
+    policy: pulumi.Input<string>;
+    /** The custom role with exactly compute.instances.start and .stop. */
+    role: pulumi.Input<string>;
+    /** The Compute Engine service agent, as an IAM member. */
+    member: pulumi.Input<string>;
+}
+
+/** Whether the config's `spot` setting makes a VM of this role a Spot VM. */
+export function isSpot(spot: SpotSetting, role: NodeRole): boolean {
+    return spot === "all" || (spot === "workers" && role === "worker");
+}
+
+/**
+ * The instance's scheduling block, stated in full either way: the provider keeps a block's fields it
+ * is not given (scheduling is Optional+Computed), so a VM moved back from Spot must be told STANDARD.
+ * A Spot VM that GCE preempts is stopped, not deleted (instanceTerminationAction STOP): it keeps its
+ * boot disk, name and internal IP, and comes back as the same node when it is started. GCE requires
+ * a Spot VM not to restart itself and to terminate on host maintenance.
+ */
+export function vmScheduling(spot: boolean): gcp.types.input.compute.InstanceScheduling {
+    return spot
+        ? { provisioningModel: "SPOT", preemptible: true, automaticRestart: false, onHostMaintenance: "TERMINATE", instanceTerminationAction: "STOP" }
+        : { provisioningModel: "STANDARD", preemptible: false, automaticRestart: true, onHostMaintenance: "MIGRATE" };
 }
 
 /** One VM of the cluster and how to reach it. */
@@ -203,6 +235,21 @@ export class ClusterNodes extends pulumi.ComponentResource {
         return account;
     }
 
+    /**
+     * Lets the Compute Engine service agent start and stop this VM, and nothing else: the schedule's
+     * role on the VM's own IAM policy. Replaced with its VM (a new VM has an empty policy); never
+     * deleted through the API, as the load balancer's memberships: the delete names the VM by name,
+     * which a recreated VM shares, and would take the grant off the new VM. A deleted VM's policy
+     * goes with it; after the schedule is removed the binding names a deleted role and grants nothing.
+     */
+    private allowScheduleOn(instance: gcp.compute.Instance, resourceName: string, schedule: NodeSchedule, args: ClusterNodesArgs): void {
+        new gcp.compute.InstanceIAMMember(
+            resourceName,
+            { project: args.project, zone: args.zone, instanceName: instance.name, role: schedule.role, member: schedule.member },
+            { parent: this, replacementTrigger: instance.instanceId, retainOnDelete: true },
+        );
+    }
+
     /** A node with the static `natIp` is dialled there; one with a `proxy` behind it, once it is ready. */
     private createNode(
         nodeName: string,
@@ -242,6 +289,9 @@ export class ClusterNodes extends pulumi.ComponentResource {
                 serviceAccount: { email: serviceAccountEmail, scopes: ["cloud-platform"] },
                 shieldedInstanceConfig: { enableSecureBoot: true, enableVtpm: true, enableIntegrityMonitoring: true },
                 metadata,
+                scheduling: vmScheduling(isSpot(args.spot, role)),
+                // One policy at most (the provider flattens its MaxItems-1 list to a single value).
+                resourcePolicies: args.schedule?.policy,
                 allowStoppingForUpdate: true,
             },
             // The name is fixed (it is the node's hostname), so a replacement must free it first.
@@ -250,6 +300,9 @@ export class ClusterNodes extends pulumi.ComponentResource {
             // these VMs (docs/lifecycle.md).
             { parent: this, deleteBeforeReplace: true, dependsOn: "after" in reach ? [...args.network.clusterRules, reach.after] : args.network.clusterRules },
         );
+        if (args.schedule) {
+            this.allowScheduleOn(instance, `${name}-${nodeName.slice(args.clusterName.length + 1)}-schedule`, args.schedule, args);
+        }
         const internalIp = instance.networkInterfaces.apply((nics) => nics[0].networkIp ?? "");
         // An ephemeral address changes with every stop/start: read it now, not from the state.
         const externalIp =

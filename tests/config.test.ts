@@ -11,6 +11,8 @@ import {
     parseConfig,
     projectKeys,
     RawConfig,
+    cronProblem,
+    isTimeZone,
     undersizedMachineReason,
 } from "../components/config";
 import { supportedKubernetesMinors } from "../components/versions";
@@ -120,10 +122,38 @@ describe("parseConfig rejects bad input naming the key, the value and what is ac
         ["appImage", "my image", /appImage: "my image" is not valid/],
         ["appNamespace", "Http_Go", /appNamespace: "Http_Go" is not valid/],
         ["gcp:zone", "us-central1", /gcp:zone: "us-central1" is not valid; accepted: a GCP zone/],
+        ["spot", "yes", /spot: "yes" is not valid; accepted: "none", "workers" or "all"/],
+        ["spot", "", /spot: "" is not valid; accepted: "none", "workers" or "all"/],
+        ["scheduleTimeZone", "Mars/Olympus", /scheduleTimeZone: "Mars\/Olympus" is not valid; accepted: a time zone of the tz database such as UTC or Europe\/Berlin/],
     ] as const)("%s = %j", (key, value, message) => {
         const problems = problemsOf({ [key]: value });
         expect(problems).toHaveLength(1);
         expect(problems[0]).toMatch(message);
+    });
+
+    test.each([
+        ["0 8 * *", /scheduleStart: "0 8 \* \*" is not valid \(4 fields, not 5\); accepted: a unix-cron expression of five fields/],
+        ["60 8 * * *", /scheduleStart: "60 8 \* \* \*" is not valid \(the minute field "60" is not 0-59/],
+        ["0 24 * * *", /the hour field "24" is not 0-23/],
+        ["0 8 * * MON-XYZ", /the day of week field "MON-XYZ" is not 0-7 or SUN-SAT/],
+        ["0 8 * * 5-1", /the day of week field "5-1"/],
+        ["*/0 8 * * *", /the minute field "\*\/0"/],
+    ])("scheduleStart = %j names the field that is wrong", (value, message) => {
+        const problems = problemsOf({ scheduleStart: value, scheduleStop: "0 20 * * *" });
+        expect(problems).toHaveLength(1);
+        expect(problems[0]).toMatch(message);
+    });
+
+    test("a schedule needs both times, and different ones", () => {
+        expect(problemsOf({ scheduleStart: "0 8 * * *" })).toEqual([
+            "scheduleStop: is not set while scheduleStart is; accepted: both set (a schedule) or both empty (none)",
+        ]);
+        expect(problemsOf({ scheduleStop: "0 8 * * *" })).toEqual([
+            "scheduleStart: is not set while scheduleStop is; accepted: both set (a schedule) or both empty (none)",
+        ]);
+        expect(problemsOf({ scheduleStart: "0 8 * * *", scheduleStop: "0  8 * * *" })).toEqual([
+            'scheduleStop: "0  8 * * *" equals scheduleStart; accepted: a stop time other than the start time',
+        ]);
     });
 
     test("gcp:project is required", () => {
@@ -231,6 +261,38 @@ describe("CIDR helpers", () => {
         expect(undersizedMachineReason("e2-custom-2-4096")).toBeUndefined();
         expect(undersizedMachineReason("e2-micro")).toBe("a shared-core type");
         expect(undersizedMachineReason("n1-standard-1")).toBe("1 vCPU");
+    });
+});
+
+describe("spot and schedule", () => {
+    test("default: no Spot VM, no schedule", () => {
+        const cfg = parseConfig(base, "dev");
+        expect(cfg.spot).toBe("none");
+        expect(cfg.schedule).toBeUndefined();
+    });
+
+    test("a schedule is both times in the time zone (UTC unless set); spot takes each setting", () => {
+        expect(parseConfig({ ...base, scheduleStart: " 0 8 * * 1-5 ", scheduleStop: "0 20 * * MON-FRI" }, "dev").schedule).toEqual({
+            start: "0 8 * * 1-5",
+            stop: "0 20 * * MON-FRI",
+            timeZone: "UTC",
+        });
+        expect(parseConfig({ ...base, scheduleStart: "0 8 * * *", scheduleStop: "0 20 * * *", scheduleTimeZone: "America/Chicago" }, "dev").schedule?.timeZone).toBe(
+            "America/Chicago",
+        );
+        for (const setting of ["none", "workers", "all"]) {
+            expect(parseConfig({ ...base, spot: setting }, "dev").spot).toBe(setting);
+        }
+    });
+
+    test("cron: lists, ranges, steps and names as crontab(5) has them", () => {
+        for (const ok of ["0 8 * * 1-5", "*/15 6-22/2 1,15 JAN-MAR sun", "30 7 * * 0,7", "0 0 1 * *"]) {
+            expect({ ok, problem: cronProblem(ok) }).toEqual({ ok, problem: undefined });
+        }
+        expect(cronProblem("0 8 * * * *")).toBe("6 fields, not 5");
+        expect(isTimeZone("Europe/Berlin")).toBe(true);
+        expect(isTimeZone("UTC")).toBe(true);
+        expect(isTimeZone("Europe/Atlantis")).toBe(false);
     });
 });
 

@@ -18,6 +18,11 @@
  * skips and says why.
  * If the run is interrupted, list leftovers with `gcloud compute instances list --filter=name~k8s-e2e-`.
  *
+ * Stop/start phase (needs gcloud on PATH, else it skips and says so): worker-1 is stopped with
+ * `gcloud compute instances stop`, as a schedule or a Spot preemption would; `pulumi up` must refuse in
+ * one line naming the start command; once started again the node must be Ready and the url answer
+ * with nothing run over SSH, and a preview must list nothing but that worker's `ready` step.
+ *
  * Upgrade phase: with E2E_UPGRADE_FROM=1.35 (the supported minor one below the default; anything
  * else fails the run before it creates anything) the cluster is created at that minor, then
  * `kubernetesVersion` is set to the default and `pulumi up` runs again while a background check
@@ -36,6 +41,7 @@ import { sshUser } from "../../components/nodes";
 import { versions } from "../../components/versions";
 import { decideE2e, E2eSettings, probeMachine } from "./preconditions";
 import {
+    changedPreviewSteps,
     ClusterCredentials,
     CheckOutcome,
     formatTimings,
@@ -74,6 +80,11 @@ if (!decision.run) {
     fs.rmSync(tmpDir, { recursive: true, force: true });
 }
 const describeE2e = decision.run ? describe : describe.skip;
+/** gcloud, which stops and starts a worker in the stop/start phase; that phase skips without it. */
+const gcloud = decision.run && spawnSync("gcloud", ["version"], { encoding: "utf8", timeout: 60_000 }).status === 0;
+if (decision.run && !gcloud) {
+    process.stderr.write("\ne2e: the worker stop/start phase is skipped: no gcloud on PATH\n");
+}
 /** The upgrade phase's starting minor (E2E_UPGRADE_FROM), read at collection time: undefined when skipped or unset. */
 const upgradeFrom = decision.run ? decision.settings.upgradeFrom : undefined;
 
@@ -85,6 +96,7 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         pods: { name: "greetings from 2+ pods" },
         nodes: { name: "nodes Ready check" },
         restore: { name: "pulumi up --replace <control plane>: restored from its snapshot" },
+        restart: { name: "worker stop/start: start to HTTP 200 and Ready" },
         ...(upgradeFrom === undefined
             ? {}
             : {
@@ -297,6 +309,68 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
         expect(ok).toBe(true);
         phases.restore.note = `marker ConfigMap back, cluster UID ${String(uidBefore)} kept`;
     }, 45 * minute);
+    (gcloud ? test : test.skip)(
+        "a worker stopped and started again: `pulumi up` refuses while it is stopped, the cluster serves again by itself, and a preview after lists only its ready step",
+        async () => {
+            // docs/lifecycle.md rows "`pulumi up` while VMs are stopped", "Spot VM preempted, and back"
+            // (a scheduled stop or a preemption stops the VM the same way) and "`pulumi up` after they are back".
+            const url = String(outputs.url);
+            const worker = String((outputs.workers as { name: string }[] | undefined)?.[0]?.name ?? "");
+            expect(worker).toMatch(/-worker-1$/);
+            const instances = (verb: "stop" | "start") => {
+                const r = spawnSync("gcloud", ["compute", "instances", verb, worker, `--zone=${settings.zone}`, `--project=${settings.project}`, "--quiet"], {
+                    encoding: "utf8",
+                    timeout: 10 * minute,
+                });
+                if (r.status !== 0) {
+                    throw new Error(`gcloud compute instances ${verb} ${worker} failed: ${r.stderr || r.error}`);
+                }
+            };
+            log(`stopping ${worker}`);
+            instances("stop");
+            let refused = "";
+            try {
+                await stack!.up({ color: "never" });
+            } catch (e) {
+                refused = String(e);
+            } finally {
+                log(`starting ${worker}`);
+                instances("start");
+            }
+            expect(refused).toMatch(new RegExp(`${worker} \\(TERMINATED\\): stopped, so Pulumi cannot reach it over SSH. Start it with \`gcloud compute instances start ${worker} --zone ${settings.zone}\``));
+
+            const started = Date.now();
+            const creds = kubeconfigCredentials(String(outputs.kubeconfig));
+            const expected = Array.isArray(outputs.nodeNames) ? (outputs.nodeNames as string[]) : [];
+            let problems: string[] = ["not asked yet"];
+            await pollUntil(
+                `${worker} Ready again and ${url} answering`,
+                async () => {
+                    try {
+                        problems = nodeProblems(nodeStatuses(await kubeGet(creds, "/api/v1/nodes")), expected);
+                        const r = await httpGet(url);
+                        if (r.status !== 200) {
+                            problems.push(`GET ${url}: HTTP ${r.status}`);
+                        }
+                    } catch (e) {
+                        problems = [String(e)];
+                    }
+                    return problems.length === 0 ? true : undefined;
+                },
+                { timeoutMs: 10 * minute, intervalMs: 5000 },
+                () => problems.join("; "),
+            );
+            phases.restart.seconds = (Date.now() - started) / 1000;
+
+            const events: PreviewStepEvent[] = [];
+            await stack!.preview({ color: "never", onEvent: (e) => events.push(e as PreviewStepEvent) });
+            const changed = changedPreviewSteps(events);
+            log(`preview after the restart: ${changed.join(", ") || "no changes"}`);
+            // The worker came back with a new ephemeral external IP, which only its ready step dials.
+            expect(changed.filter((s) => !/^update .*-nodes-worker-1-ready$/.test(s))).toEqual([]);
+        },
+        30 * minute,
+    );
 
     (upgradeFrom === undefined ? test.skip : test)(
         "upgrade phase: `pulumi up` to the default minor keeps the app serving and leaves every node on it",

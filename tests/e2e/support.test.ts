@@ -2,7 +2,7 @@
  * The e2e test's parsing and judging, checked here so that a cloud run does not find their bugs.
  */
 import {
-    BackgroundCheck, CheckLog, CheckOutcome, formatTimings, inClusterPreviewSteps, kubeconfigCredentials, kubeletVersionProblems, leftoverResources,
+    BackgroundCheck, CheckLog, CheckOutcome, changedPreviewSteps, formatTimings, inClusterPreviewSteps, kubeconfigCredentials, kubeletVersionProblems, leftoverResources,
     nodeKubeletVersions, nodeProblems, nodeStatuses, parseGreeting, pollUntil, startBackgroundCheck,
 } from "./support";
 
@@ -209,5 +209,21 @@ describe("inClusterPreviewSteps", () => {
 
     test("a preview that leaves the cluster alone lists nothing", () => {
         expect(inClusterPreviewSteps([step("same", "kubernetes:helm.sh/v4:Chart", "chart"), step("create", "tls:index/privateKey:PrivateKey", "k")])).toEqual([]);
+    });
+});
+
+describe("changedPreviewSteps", () => {
+    const step = (op: string, type: string, name: string) => ({ resourcePreEvent: { metadata: { op, type, urn: `urn:pulumi:dev::kubeadm-gcp::${type}::${name}` } } });
+
+    test("lists every step that changes a resource by name, sorted, and leaves out what stays and the stack itself", () => {
+        const events = [
+            step("same", "gcp:compute/instance:Instance", "k8s-e2e-nodes-worker-1"),
+            step("update", "command:remote:Command", "k8s-e2e-nodes-worker-1-ready"),
+            step("update", "pulumi:pulumi:Stack", "kubeadm-gcp-e2e"),
+            step("create", "kubernetes:core/v1:Service", "svc"),
+            step("refresh", "gcp:compute/address:Address", "ip"),
+            {},
+        ];
+        expect(changedPreviewSteps(events)).toEqual(["create svc", "update k8s-e2e-nodes-worker-1-ready"]);
     });
 });

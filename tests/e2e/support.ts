@@ -276,6 +276,15 @@ export interface PreviewStepEvent {
     resourcePreEvent?: { metadata: { op: string; urn: string; type: string } };
 }
 
+/** Every step of a preview that changes something, as "<op> <resource name>" (the URN's last part). */
+export function changedPreviewSteps(events: PreviewStepEvent[]): string[] {
+    return events
+        .map((e) => e.resourcePreEvent?.metadata)
+        .filter((m): m is { op: string; urn: string; type: string } => m !== undefined && !unchangedOps.has(m.op) && m.type !== "pulumi:pulumi:Stack")
+        .map((m) => `${m.op} ${m.urn.split("::").pop()}`)
+        .sort();
+}
+
 /** Steps that change nothing: what a preview lists for a resource it leaves alone. */
 const unchangedOps = new Set(["same", "read", "refresh", "read-discard"]);
 

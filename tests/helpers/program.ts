@@ -72,7 +72,11 @@ export const invokeTokens = {
     guestAttributes: "gcp:compute/getInstanceGuestAttributes:getInstanceGuestAttributes",
     instance: "gcp:compute/getInstance:getInstance",
     bucketObjects: "gcp:storage/getBucketObjects:getBucketObjects",
+    project: "gcp:organizations/getProject:getProject",
 } as const;
+
+/** The project number the mocked getProject reports (the Compute Engine service agent is named after it). */
+export const fakeProjectNumber = "123456789012";
 
 /** The snapshots the mocked bucket holds (etcd-backup.sh's names), oldest first. */
 export const fakeSnapshots = [
@@ -95,6 +99,8 @@ export function mockInvoke(token: string, inputs: Record<string, any>): Record<s
             const queryValues = all.filter((a) => !inputs.queryPath || `${a.namespace}/${a.key}`.startsWith(inputs.queryPath));
             return { ...inputs, queryValues, variableValue: "" };
         }
+        case invokeTokens.project:
+            return { ...inputs, number: fakeProjectNumber };
         case invokeTokens.bucketObjects:
             return { ...inputs, bucketObjects: fakeSnapshots.map((name) => ({ name })) };
         case invokeTokens.instance:
@@ -135,6 +141,8 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
             }));
             return { ...inputs, networkInterfaces: nics, instanceId: `instance-id-${name}`, selfLink: `selfLink/${name}` };
         }
+        case "gcp:projects/iAMCustomRole:IAMCustomRole":
+            return { ...inputs, name: `projects/${inputs.project}/roles/${inputs.roleId}` };
         case "gcp:serviceaccount/account:Account":
             return { ...inputs, email: `${inputs.accountId}@${inputs.project ?? "test-project"}.iam.gserviceaccount.com` };
         case "tls:index/privateKey:PrivateKey":
@@ -419,6 +427,9 @@ export interface PreviewOptions {
     replace?: string[];
 }
 
+/** The Instance's scheduling fields that force a new VM (terraform-provider-google resource_compute_instance.go, `ForceNew: true`). */
+export const instanceSchedulingForceNew = ["provisioningModel", "preemptible"] as const;
+
 /** pulumi-kubernetes provider inputs that name the cluster (provider.go DiffConfig). */
 const kubernetesClusterInputs = ["kubeconfig", "context", "cluster"];
 
@@ -435,7 +446,9 @@ const kubernetesClusterInputs = ["kubeconfig", "context", "cluster"];
  *     input is in `ignoreChanges` (the stored value is kept);
  *   - replaced when the difference reaches a property that forces replacement: a command's
  *     `triggers` (pulumi-command), any input of a tls key or certificate but `earlyRenewalHours`
- *     (terraform-provider-tls), a `replacementTrigger` that differs or is unknown
+ *     (terraform-provider-tls), a GCE instance's `scheduling.provisioningModel` or `.preemptible`
+ *     (terraform-provider-google: the only ForceNew fields of the block; the others, and
+ *     `resourcePolicies`, are updated in place), a `replacementTrigger` that differs or is unknown
  *     (step_generator.go shouldTriggerReplace), and for a Kubernetes provider its DiffConfig
  *     (provider/pkg/provider/provider.go): a changed or unknown `clusterIdentifier` replaces it; a
  *     changed or unknown kubeconfig replaces it unless `clusterIdentifier` is set and unchanged;
@@ -506,6 +519,13 @@ function simulatePreview(before: Recording, after: Recording, options: PreviewOp
         const forcesReplace = (k: string): boolean => {
             if (r.type.startsWith("command:")) {
                 return k === "triggers";
+            }
+            if (r.type === "gcp:compute/instance:Instance") {
+                // terraform-provider-google (read at e03b762), resource_compute_instance.go: of the scheduling block only
+                // provisioning_model and preemptible are ForceNew; every other field of it is set in
+                // place (setScheduling, compute_instance_helpers.go schedulingHasChangeWithoutReboot),
+                // as are resource_policies (add/removeResourcePolicies in resourceComputeInstanceUpdate).
+                return k === "scheduling" && (unknown(k) || instanceSchedulingForceNew.some((f) => !same(old.inputs[k]?.[f], r.inputs[k]?.[f])));
             }
             if (r.type.startsWith("tls:")) {
                 // terraform-provider-tls: every input of its keys, requests and certificates carries a
