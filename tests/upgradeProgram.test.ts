@@ -132,3 +132,12 @@ test("a node prepared on a running cluster gets exactly the version it runs, als
     // Its drain, and so its upgrade, comes only after its join.
     expect(bumping.get("k8s-dev-cluster-worker-3-upgrade-drain").dependsOn).toContain("k8s-dev-cluster-worker-3-join");
 });
+
+test("every node's preparation asks the control plane's API server what it runs, trusting the stack's CA: the record is stale after an `up` that failed past the control plane's upgrade", () => {
+    const script: string = up135.get("k8s-dev-cluster-worker-1-prepare").inputs.create;
+    // The control plane's internal address, as kubeadm init advertises it.
+    const cpIp = /export ADVERTISE_ADDRESS='([^']*)'/.exec(up135.get("k8s-dev-cluster-control-plane-init").inputs.create)?.[1];
+    expect(cpIp).toBeTruthy();
+    expect(script).toContain(`export API_SERVER='${cpIp}:6443'`);
+    expect(script).toMatch(/export CLUSTER_CA_CERT='-----BEGIN CERTIFICATE-----\n/);
+});

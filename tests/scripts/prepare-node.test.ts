@@ -348,6 +348,54 @@ describe("prepare-node.sh with K8S_VERSION: a joining node gets exactly the cont
     });
 });
 
+describe("prepare-node.sh with API_SERVER: a node joins at the version the control plane runs, whatever was recorded", () => {
+    // The recorded version (K8S_MINOR, K8S_VERSION) is the last successful `up`'s. An `up` that failed
+    // after the control plane's upgrade leaves it stale, or absent when the first `up` failed after init.
+    const reachable = { ...settings, API_SERVER: "10.10.0.2:6443", CLUSTER_CA_CERT: "-----BEGIN CERTIFICATE-----\nstub CA\n-----END CERTIFICATE-----" };
+    const kubeInstalls = (sb: Sandbox) =>
+        callsTo(sb, "apt-get")
+            .filter((l) => / install /.test(l))
+            .flatMap((l) => l.split(" ").filter((w) => /^kube(let|adm|ctl)(=|$)/.test(w)))
+            .sort();
+
+    test("a stale record (v1.35.9, the control plane now v1.36.3): installs v1.36.3 from the v1.36 repository and says why", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, K8S_MINOR: "1.35", K8S_VERSION: "v1.35.9" }, { env: { STUB_API_SERVER_VERSION: "v1.36.3", STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.stderr).not.toMatch(/ERROR|WARNING/);
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb)).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        expect(readRoot(sb, "etc/apt/sources.list.d/kubernetes.list")).toContain("/core:/stable:/v1.36/deb/ /");
+        expect(result.stderr).toMatch(/the API server at 10\.10\.0\.2:6443 runs v1\.36\.3, not the recorded v1\.35\.9 \(an earlier 'pulumi up' stopped after upgrading it\): installing v1\.36\.3/);
+        // Read over TLS, trusting only the stack's CA.
+        const version = callsTo(sb, "curl").find((l) => l.includes("/version"))!;
+        expect(version).toMatch(/--cacert \S+ https:\/\/10\.10\.0\.2:6443\/version$/);
+    });
+
+    test("no record (the first `up` failed after init): installs the running v1.36.3, not the repository's newer v1.36.4 that upgrade-drain.sh would refuse", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, K8S_VERSION: "" }, { env: { STUB_API_SERVER_VERSION: "v1.36.3", STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb)).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        expect(fs.readFileSync(path.join(sb.state, "pkg", "kubelet"), "utf8")).toBe("1.36.3-1.1");
+    });
+
+    test("when nothing answers (a new cluster), the settings decide, and it says so", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, K8S_VERSION: "v1.36.3" }, { env: { STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb)).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        expect(result.stderr).toMatch(/no API server answers at 10\.10\.0\.2:6443 \(curl: \(7\) Failed to connect.*\): a new cluster; installing v1\.36\.3/);
+    });
+
+    test("refuses an API_SERVER without the CA that authenticates it, before changing anything", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, CLUSTER_CA_CERT: "" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/CLUSTER_CA_CERT must be the cluster's CA certificate \(PEM\) when API_SERVER is set/);
+        expect(calls(sb)).toEqual([]);
+    });
+});
+
 describe("prepare-node.sh kernel and host prerequisites", () => {
     test("fails in seconds, before apt, with a clear message when the kernel has no vxlan module", () => {
         const sb = freshNode();
