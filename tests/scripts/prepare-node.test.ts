@@ -59,7 +59,7 @@ describe("prepare-node.sh", () => {
         const installs = callsTo(sb, "apt-get").filter((l) => / install /.test(l));
         expect(installs).toHaveLength(1);
         const words = installs[0].split(" ");
-        expect(words).toEqual(expect.arrayContaining(["containerd.io=2.2.1-1~ubuntu.24.04~noble", "kubelet", "kubeadm", "kubectl", "cri-tools", "conntrack", "-y"]));
+        expect(words).toEqual(expect.arrayContaining([`containerd.io=${versions.containerdPackage}`, "kubelet", "kubeadm", "kubectl", "cri-tools", "conntrack", "-y"]));
         // Ubuntu's own (EOL 1.7) containerd package is never requested.
         expect(words).not.toContain("containerd");
         const holds = callsTo(sb, "apt-mark").filter((l) => l.startsWith("apt-mark hold"));
@@ -245,7 +245,7 @@ describe("prepare-node.sh failure and edge cases", () => {
         const sb = freshNode();
         const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_INSTALLS_VERSION: "2.2.2-1~ubuntu.24.04~noble" } });
         expect(result.status).not.toBe(0);
-        expect(result.stderr).toContain("apt installed containerd.io 2.2.2-1~ubuntu.24.04~noble, not the pinned 2.2.1-1~ubuntu.24.04~noble");
+        expect(result.stderr).toContain(`apt installed containerd.io 2.2.2-1~ubuntu.24.04~noble, not the pinned ${versions.containerdPackage}`);
         expect(existsRoot(sb, "etc/containerd/config.toml")).toBe(false);
     });
 
@@ -256,7 +256,7 @@ describe("prepare-node.sh failure and edge cases", () => {
         clearCalls(sb);
         const result = runScript(sb, "prepare-node", settings);
         expect(result.status).toBe(0);
-        expect(result.stderr).toMatch(/WARNING: containerd\.io 2\.2\.0-2~ubuntu\.24\.04~noble is installed, not the pinned 2\.2\.1-1~ubuntu\.24\.04~noble/);
+        expect(result.stderr).toContain(`WARNING: containerd.io 2.2.0-2~ubuntu.24.04~noble is installed, not the pinned ${versions.containerdPackage}`);
         expect(callsTo(sb, "apt-get")).toEqual([]);
     });
 });
