@@ -101,15 +101,17 @@ describe("prepare-node.sh", () => {
         // containerd's real default sets the key to false, so this is the "replace the key" path.
         expect(tomlTable(fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8"), runcOptions)).toContain("SystemdCgroup = false");
         const config = readRoot(sb, "etc/containerd/config.toml");
-        expect(config.startsWith("version = 3\n")).toBe(true);
+        // containerd 2.4's configuration schema (2.2 wrote version 3); the script keeps whatever the binary writes.
+        expect(config.startsWith("version = 4\n")).toBe(true);
         expect(tomlTable(config, runcOptions)).toContain("SystemdCgroup = true");
         expect(tomlTable(config, runcOptions)).not.toContain("SystemdCgroup = false");
         expect(config.match(/SystemdCgroup/g)).toHaveLength(1);
         // The rest of the default config is kept.
         expect(tomlTable(config, runcOptions)).toContain("BinaryName = ''");
-        // The sandbox image is the one this kubeadm uses (v1.36.3: pause:3.10.2), not containerd's own default.
-        expect(tomlTable(fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8"), pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.1'"]);
-        expect(tomlTable(config, pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.2'"]);
+        // The sandbox image is the one this kubeadm uses (its `config images list`: v1.36.3's fixture),
+        // whatever containerd's default is (containerd 2.2.1's was pause:3.10.1; 2.4.2's is pause:3.10.2, the same as kubeadm's).
+        const kubeadmPause = fs.readFileSync(path.join(fixturesDir, "kubeadm-images-v1.36.3.txt"), "utf8").split("\n").find((l) => l.includes("/pause:"));
+        expect(tomlTable(config, pinnedImages)).toEqual([`sandbox = '${kubeadmPause}'`]);
         expect(callsTo(sb, "containerd")).toContain(`containerd --config ${sb.root}/etc/containerd/config.toml config dump`);
         expect(callsTo(sb, "systemctl")).toContain("systemctl restart containerd");
     });
