@@ -185,7 +185,10 @@ export interface ControlPlaneOptions {
     etcdDataDir?: string;
     /** The Kubernetes release to start (default: the program's default minor's, kubernetesRelease). */
     release?: string;
-    /** Also start the real kube-scheduler and kwok, for nodes and pods that behave (about 2 s more). */
+    /**
+     * Also start the real kube-scheduler and kwok, for nodes and pods that behave. Opt-in: the other
+     * files bind and run pods by hand on nodes they mark Ready, which a real scheduler would race.
+     */
     nodes?: boolean;
 }
 
