@@ -3,7 +3,7 @@
  *
  * The program pins only a Kubernetes minor (components/versions.ts); the tier builds one patch
  * release of each minor it covers. To bump: change the entry here, run `npm run test:controlplane`
- * (the first run after a bump builds the new binaries, about 12 minutes on 2 cores).
+ * (the first run after a bump builds the new binaries, about 12 minutes per Kubernetes release on 2 cores).
  */
 import { versions } from "../../components/versions";
 
