@@ -274,11 +274,11 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
         expect(node("spare").spec.unschedulable).toBe(true);
     });
 
-    test("a drain that the budget blocks fails the step instead of forcing pods off; the node stays cordoned for the next run", async () => {
+    test("a drain that the budget blocks fails the step instead of forcing pods off; the node stays cordoned, and the next run, once the pods have room, finishes the worker", async () => {
         reset();
         await createWorker("guarded", from);
         await createWorker("full", from);
-        // The only other node has no room: the evicted pod's replacement would stay Pending.
+        // The only other node has no room: an evicted pod's replacement stays Pending.
         cp.kubectlOk(["cordon", "full"]);
         const ns = "upgrade-pdb";
         cp.kubectlOk(["create", "namespace", ns]);
@@ -287,7 +287,7 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
             apiVersion: "apps/v1",
             kind: "Deployment",
             metadata: { name: "guarded" },
-            spec: { replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10.1" }] } } },
+            spec: { replicas: 2, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "c", image: "registry.k8s.io/pause:3.10.1" }] } } },
         }));
         cp.kubectlOk(["-n", ns, "create", "-f", "-"], JSON.stringify({
             apiVersion: "policy/v1",
@@ -295,17 +295,32 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
             metadata: { name: "guarded" },
             spec: { minAvailable: 1, selector: { matchLabels: labels } },
         }));
-        await until("the guarded pod Ready on node guarded", () => podsOf(ns), (ps) => ps.length === 1 && ps[0].ready && ps[0].node === "guarded");
-        await until("the budget allowing no disruption", () => JSON.parse(cp.kubectlOk(["-n", ns, "get", "pdb", "guarded", "-o", "json"])).status, (s) => s?.currentHealthy === 1 && s?.disruptionsAllowed === 0);
+        await until("both pods Ready on node guarded", () => podsOf(ns), (ps) => ps.length === 2 && ps.every((p) => p.ready && p.node === "guarded"));
+        await until("the budget allowing one disruption", () => JSON.parse(cp.kubectlOk(["-n", ns, "get", "pdb", "guarded", "-o", "json"])).status, (s) => s?.currentHealthy === 2 && s?.disruptionsAllowed === 1);
 
-        const r = await runOnControlPlane("upgrade-drain", { NODE_NAME: "guarded", KUBERNETES_VERSION: to, DRAIN_TIMEOUT_SECONDS: "6" });
+        // One eviction goes through; its replacement stays Pending, so the budget refuses the second.
+        const r = await runOnControlPlane("upgrade-drain", { NODE_NAME: "guarded", KUBERNETES_VERSION: to, DRAIN_TIMEOUT_SECONDS: "8" });
         expect(r.status).not.toBe(0);
         expect(r.stdout).toBe("");
         expect(r.stderr).toMatch(/disruption budget/);
-        expect(r.stderr).toMatch(/draining guarded did not finish within 6s \(a PodDisruptionBudget may allow no disruption/);
-        expect(podsOf(ns).filter((p) => p.ready && p.node === "guarded")).toHaveLength(1);
+        expect(r.stderr).toMatch(/draining guarded did not finish within 8s \(a PodDisruptionBudget may allow no disruption/);
+        const stuck = await until("one pod Ready on guarded, its replacement Pending", () => podsOf(ns), (ps) => ps.filter((p) => !p.terminating).length === 2 && ps.some((p) => !p.node));
+        expect(stuck.filter((p) => p.ready && p.node === "guarded")).toHaveLength(1);
         expect(node("guarded").spec.unschedulable).toBe(true);
         expect(drainedFor("guarded")).toBe(to);
+
+        // Room appears (a person uncordons the other node); the next `pulumi up` runs the chain again.
+        cp.kubectlOk(["uncordon", "full"]);
+        const resumed = await runOnControlPlane("upgrade-drain", { NODE_NAME: "guarded", KUBERNETES_VERSION: to, DRAIN_TIMEOUT_SECONDS: "60" });
+        expect(resumed.stderr).not.toMatch(/ERROR/);
+        expect(resumed.status).toBe(0);
+        expect(resumed.stdout).toBe(`${to}\n`);
+        await until("both pods Ready on node full", () => podsOf(ns), (ps) => ps.length === 2 && ps.every((p) => p.ready && p.node === "full"));
+        restartKubeletAt("guarded", to);
+        const back = await runOnControlPlane("upgrade-uncordon", { NODE_NAME: "guarded", KUBERNETES_VERSION: to });
+        expect(back.status).toBe(0);
+        expect(node("guarded").spec.unschedulable).toBeUndefined();
+        expect(drainedFor("guarded")).toBeUndefined();
     });
 });
 
