@@ -559,7 +559,7 @@ class Parser {
         // Only minors the whole pinned set supports (components/versions.ts): a kubelet the pinned
         // containerd does not document, or a kubeadm older than the v1beta4 config, fails on the nodes.
         if (!supportedKubernetesMinors.includes(v.trim())) {
-            this.fail(key, v, `a Kubernetes minor that every pinned tool supports: ${supportedKubernetesMinors.join(" or ")} (no patch, no "v"; see docs/upgrading.md)`);
+            this.fail(key, v, `a Kubernetes minor that every pinned tool supports: ${[supportedKubernetesMinors.slice(0, -1).join(", "), supportedKubernetesMinors.at(-1)].filter(Boolean).join(" or ")} (no patch, no "v"; see docs/upgrading.md)`);
             return fallback;
         }
         return v.trim();

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterIdentity } from "./identity";
+import { apiServerPort } from "./network";
 import { ClusterNode, ClusterNodes } from "./nodes";
 import { remoteScript } from "./scripts";
 import { ClusterState, credentialsRenewalKey, credentialsStep, kubernetesUpgradeSteps, line } from "./upgrade";
@@ -155,10 +156,13 @@ export class KubeadmCluster extends pulumi.ComponentResource {
      * prepare-node.sh, once per VM. A node of a running cluster gets exactly the version the cluster
      * runs, also while `kubernetesVersion` moves to the next minor: a kubelet must not be newer than
      * its API server, and the upgrade chain takes the new node to the new minor after its join, like
-     * every other worker. Before the first `up`, the newest patch of the configured minor.
+     * every other worker. Before the first `up`, the newest patch of the configured minor. The record
+     * is the last successful `up`'s: after one that failed once the control plane was upgraded it is
+     * stale, so the script asks the control plane's API server first (API_SERVER, trusting the stack's
+     * CA) and installs what it runs; the record decides only when nothing answers (a new cluster).
      */
     private prepare(node: ClusterNode): command.remote.Command {
-        const { kubernetesVersion, previous } = this.settings;
+        const { kubernetesVersion, previous, nodes, identity } = this.settings;
         const running = /^v(1\.\d+)\.\d+$/.exec(previous.kubernetesVersion ?? "");
         return new command.remote.Command(
             this.stepName(node, "prepare"),
@@ -168,6 +172,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     K8S_MINOR: running ? running[1] : kubernetesVersion,
                     K8S_VERSION: running ? running[0] : "",
                     CONTAINERD_VERSION: versions.containerdPackage,
+                    API_SERVER: pulumi.interpolate`${nodes.controlPlane.internalIp}:${apiServerPort}`,
+                    CLUSTER_CA_CERT: identity.caCertPem,
                 }),
                 triggers: [node.ready.id],
                 addPreviousOutputInEnv: false,

@@ -7,6 +7,12 @@
 #                       running control plane reports, so a node that joins never has a newer kubelet).
 #                       Empty: the newest patch of K8S_MINOR (a new cluster's control plane).
 #   CONTAINERD_VERSION  exact version of Docker's containerd.io package, e.g. 2.2.1-1~ubuntu.24.04~noble.
+#   API_SERVER          optional: the cluster's API server as host:port (the control plane's internal
+#                       address), and CLUSTER_CA_CERT its CA certificate (PEM; the stack's). When that API
+#                       server answers, the node installs exactly the version it runs, whatever K8S_MINOR
+#                       and K8S_VERSION say: they are what the last successful `pulumi up` recorded, stale
+#                       after an `up` that failed once the control plane was upgraded. When it does not
+#                       answer (a new cluster, a new control plane), K8S_MINOR and K8S_VERSION decide.
 #   Tuning (tests shrink them): CLOUD_INIT_TIMEOUT_SECONDS (900), and apt's (lib/common.sh):
 #   APT_LOCK_WAIT_SECONDS (600), APT_LOCK_POLL_SECONDS (10), APT_RETRY_ATTEMPTS (8).
 #
@@ -32,6 +38,12 @@ if [[ -n $K8S_VERSION ]]; then
 fi
 require_match CONTAINERD_VERSION "$CONTAINERD_VERSION" '^2\.[0-9]+\.[0-9]+-[0-9]+~ubuntu\.[0-9]+\.[0-9]+~[a-z]+$' \
     "an exact containerd.io 2.x package version of Docker's repository such as 2.2.1-1~ubuntu.24.04~noble ('apt-cache madison containerd.io' lists them; Ubuntu's own containerd 1.7 is end-of-life)"
+API_SERVER="${API_SERVER:-}"
+CLUSTER_CA_CERT="${CLUSTER_CA_CERT:-}"
+if [[ -n $API_SERVER ]]; then
+    require_match API_SERVER "$API_SERVER" '^[a-z0-9.-]+:[0-9]+$' "empty or the API server as host:port, such as 10.10.0.2:6443"
+    [[ $CLUSTER_CA_CERT == *"-----BEGIN CERTIFICATE-----"* ]] || die "CLUSTER_CA_CERT must be the cluster's CA certificate (PEM) when API_SERVER is set"
+fi
 require_apt_settings
 
 CLOUD_INIT_TIMEOUT_SECONDS="${CLOUD_INIT_TIMEOUT_SECONDS:-900}"
@@ -172,6 +184,28 @@ EOF
     if update_file "$ROOT$DOCKER_SOURCE" 0644 "$WORK/docker.sources"; then
         REPOS_CHANGED=1
     fi
+}
+
+# follow_running_control_plane: when the cluster's API server answers, K8S_MINOR and K8S_VERSION become
+# the version it runs. Its /version is public (kubeadm's system:public-info-viewer role); the stack's CA
+# authenticates it. One short attempt: on a new cluster nothing answers yet, and the settings decide.
+follow_running_control_plane() {
+    [[ -n $API_SERVER ]] || return 0
+    local json running
+    printf '%s\n' "$CLUSTER_CA_CERT" >"$WORK/cluster-ca.crt"
+    if ! json="$(curl -fsS --connect-timeout 5 --max-time 10 --cacert "$WORK/cluster-ca.crt" "https://$API_SERVER/version" 2>&1)"; then
+        log "no API server answers at $API_SERVER (${json:-no reply}): a new cluster; installing ${K8S_VERSION:-the newest v$K8S_MINOR}"
+        return 0
+    fi
+    running="$(sed -n 's/^[[:space:]]*"gitVersion":[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$json" | head -n 1)"
+    [[ $running =~ $KUBE_VERSION_RE ]] || die "the API server at $API_SERVER answered /version without a Kubernetes version (got '${running}')"
+    if [[ $running == "$K8S_VERSION" ]]; then
+        log "the API server at $API_SERVER runs $running, as recorded"
+    else
+        log "the API server at $API_SERVER runs $running, not the recorded ${K8S_VERSION:-newest v$K8S_MINOR} (an earlier 'pulumi up' stopped after upgrading it): installing $running, never a kubelet newer than its API server"
+    fi
+    K8S_VERSION="$running"
+    K8S_MINOR="1.$(minor_of "$running")"
 }
 
 configure_kubernetes_repo() {
@@ -371,6 +405,7 @@ load_kernel_modules
 configure_sysctls
 install_base_tools
 configure_docker_repo
+follow_running_control_plane
 configure_kubernetes_repo
 install_packages
 configure_containerd

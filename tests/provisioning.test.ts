@@ -5,6 +5,7 @@
 import * as yaml from "js-yaml";
 import { caCertHash, planClientCredentials } from "../components/identity";
 import { renderedMarker } from "../components/scripts";
+import { versions } from "../components/versions";
 import {
     fakeStdout,
     fixtureCaCertPem,
@@ -67,7 +68,7 @@ describe("provisioning steps", () => {
             // The apt source of the configured minor (lib/common.sh's use_kubernetes_minor, inlined).
             expect(p.inputs.create).toContain('use_kubernetes_minor "$K8S_MINOR"');
             expect(p.inputs.create).toContain('local url="https://pkgs.k8s.io/core:/stable:/v$1/deb/"');
-            expect(p.inputs.create).toContain("export K8S_MINOR='1.36'");
+            expect(p.inputs.create).toContain(`export K8S_MINOR='${versions.kubernetesMinor}'`);
         }
     });
 

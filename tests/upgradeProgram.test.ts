@@ -76,7 +76,7 @@ describe("the provider's client certificate renews itself", () => {
     /** The first day of one of slot a's periods, and what the program does around it. */
     const boundary = new Date(115 * rotationDays * dayMs);
     const at = (days: number) => new Date(boundary.getTime() + days * dayMs);
-    const evaluate = (days: number) => runProgram(minimal, "dev", undefined, at135, printing("v1.35.9", inAYear), at(days));
+    const evaluate = (days: number) => runProgram({ ...minimal, kubernetesVersion: "1.35" }, "dev", undefined, at135, printing("v1.35.9", inAYear), at(days));
     let before: ProgramRun;
     let after: ProgramRun;
     beforeAll(async () => {
@@ -111,7 +111,7 @@ describe("the provider's client certificate renews itself", () => {
 
 test.each([
     ["1.35", { ...at135, kubernetesVersion: "v1.36.3" }, /kubernetesVersion: the cluster runs v1\.36\.3 and 1\.35 was requested; kubeadm cannot downgrade a cluster/],
-    ["1.34", at135, /kubernetesVersion: "1\.34" is not valid; accepted: a Kubernetes minor that every pinned tool supports: 1\.35 or 1\.36/],
+    ["1.34", at135, /kubernetesVersion: "1\.34" is not valid; accepted: a Kubernetes minor that every pinned tool supports: 1\.35, 1\.36 or 1\.37/],
 ])("kubernetesVersion %s on a cluster recorded at %o is refused before any resource is declared", async (requested, previous, message) => {
     await expect(runProgram({ ...minimal, kubernetesVersion: requested }, "dev", undefined, previous)).rejects.toThrow(message);
 });
@@ -124,11 +124,20 @@ test("a node prepared on a running cluster gets exactly the version it runs, als
     expect(settingsOf(up135, "worker-1")).toEqual(["1.35", "v1.35.9"]);
     expect(settingsOf(up135, "control-plane")).toEqual(["1.35", "v1.35.9"]);
     const fresh = await runProgram(minimal);
-    expect(settingsOf(fresh, "worker-1")).toEqual(["1.36", ""]);
+    expect(settingsOf(fresh, "worker-1")).toEqual(["1.37", ""]);
     // A worker added in the `up` that bumps 1.35 -> 1.36 joins the 1.35 control plane with a 1.35
     // kubelet (never newer than its API server); its own upgrade steps then take it to 1.36.
     const bumping = await runProgram({ ...minimal, kubernetesVersion: "1.36", workerCount: "3" }, "dev", undefined, at135);
     expect(settingsOf(bumping, "worker-3")).toEqual(["1.35", "v1.35.9"]);
     // Its drain, and so its upgrade, comes only after its join.
     expect(bumping.get("k8s-dev-cluster-worker-3-upgrade-drain").dependsOn).toContain("k8s-dev-cluster-worker-3-join");
+});
+
+test("every node's preparation asks the control plane's API server what it runs, trusting the stack's CA: the record is stale after an `up` that failed past the control plane's upgrade", () => {
+    const script: string = up135.get("k8s-dev-cluster-worker-1-prepare").inputs.create;
+    // The control plane's internal address, as kubeadm init advertises it.
+    const cpIp = /export ADVERTISE_ADDRESS='([^']*)'/.exec(up135.get("k8s-dev-cluster-control-plane-init").inputs.create)?.[1];
+    expect(cpIp).toBeTruthy();
+    expect(script).toContain(`export API_SERVER='${cpIp}:6443'`);
+    expect(script).toMatch(/export CLUSTER_CA_CERT='-----BEGIN CERTIFICATE-----\n/);
 });

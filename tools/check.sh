@@ -29,7 +29,7 @@ shellcheck -x tools/*.sh .ci/run tests/controlplane/build.sh tests/scripts/fixtu
 step "unit, wiring, policy and script tests (jest)"
 npm test --silent
 
-step "control-plane tier (real etcd, kube-apiserver, kubeadm, containerd, MetalLB on loopback)"
+step "control-plane tier (real etcd, kube-apiserver, kube-scheduler, kubeadm, containerd, MetalLB, kwok on loopback)"
 npm run --silent test:controlplane
 
 step "Go app (gofmt, go vet, go test)"

@@ -3,12 +3,15 @@
 # caches them outside the repository keyed by version:
 #
 #   $KUBEADM_GCP_BIN_CACHE (default ~/.cache/kubeadm-gcp/bin)/
-#     kubernetes-v1.36.3/{kube-apiserver,kube-controller-manager,kubeadm,kubectl}
+#     kubernetes-v1.36.3/{kube-apiserver,kube-controller-manager,kube-scheduler,kubeadm,kubectl} (one per version)
 #     etcd-v3.6.8/{etcd,etcdctl,etcdutl}
 #     metallb-v0.16.1/controller
 #     controller-tools-v0.19.0/controller-gen
+#     containerd-v2.4.2/containerd
+#     kwok-v0.8.0/kwok, and stages/ (the module's kustomize/stage, whose YAML kwok needs to run)
 #
-# Usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION
+# Usage: build.sh "KUBERNETES_VERSION..." ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION CONTAINERD_VERSION KWOK_VERSION
+# (KUBERNETES_VERSION...: one or more, space-separated, e.g. "v1.36.3 v1.37.2")
 # (the test harness passes the versions pinned in components/versions.ts and tests/controlplane/versions.ts).
 # Prints the cache directory on stdout. A second run with the same versions is a no-op.
 #
@@ -24,9 +27,14 @@ die() {
 	exit 1
 }
 
-[ "$#" -eq 5 ] || die "usage: build.sh KUBERNETES_VERSION ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION CONTAINERD_VERSION"
-k8s_version="$1" etcd_version="$2" metallb_version="$3" controller_tools_version="$4" containerd_version="$5"
-[[ "$k8s_version" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "Kubernetes version '$k8s_version' is not of the form v1.N.P"
+[ "$#" -eq 6 ] || die "usage: build.sh \"KUBERNETES_VERSION...\" ETCD_VERSION METALLB_VERSION CONTROLLER_TOOLS_VERSION CONTAINERD_VERSION KWOK_VERSION"
+read -r -a k8s_versions <<<"$1"
+etcd_version="$2" metallb_version="$3" controller_tools_version="$4" containerd_version="$5" kwok_version="$6"
+((${#k8s_versions[@]})) || die "no Kubernetes version given"
+for k8s_version in "${k8s_versions[@]}"; do
+	[[ "$k8s_version" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "Kubernetes version '$k8s_version' is not of the form v1.N.P"
+done
+[[ "$kwok_version" =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "kwok version '$kwok_version' is not of the form v0.N.P"
 [[ "$etcd_version" =~ ^v3\.[0-9]+\.[0-9]+$ ]] || die "etcd version '$etcd_version' is not of the form v3.N.P"
 [[ "$metallb_version" =~ ^v0\.[0-9]+\.[0-9]+$ ]] || die "MetalLB version '$metallb_version' is not of the form v0.N.P"
 [[ "$containerd_version" =~ ^v2\.[0-9]+\.[0-9]+$ ]] || die "containerd version '$containerd_version' is not of the form v2.N.P"
@@ -69,8 +77,11 @@ wrapper_dir() {
 	printf '%s\n' "$dir"
 }
 
-k8s_dir="$cache/kubernetes-$k8s_version"
-if ! built "$k8s_dir" kubectl; then
+# build_kubernetes VERSION: kube-apiserver, kube-controller-manager, kube-scheduler, kubeadm and kubectl.
+build_kubernetes() {
+	local k8s_version="$1" k8s_dir w staging_version mod_file minor version_flags pkg
+	k8s_dir="$cache/kubernetes-$k8s_version"
+	built "$k8s_dir" kubectl && return 0
 	log "building Kubernetes $k8s_version (first time: about 10 minutes on 2 cores)"
 	w="$(wrapper_dir)"
 	staging_version="v0.${k8s_version#v1.}"
@@ -84,7 +95,7 @@ if ! built "$k8s_dir" kubectl; then
 	} >"$w/go.mod.new"
 	mv "$w/go.mod.new" "$w/go.mod"
 	rm -f "$w/dl.json"
-	printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n' >"$w/tools.go"
+	printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler/app"\n)\n' >"$w/tools.go"
 	(cd "$w" && go mod tidy >&2)
 	# The version stamp Kubernetes' own build sets (hack/lib/version.sh): kubeadm refuses to manage a
 	# control plane newer than itself, and kubectl and the API server report it.
@@ -95,10 +106,13 @@ if ! built "$k8s_dir" kubectl; then
 		version_flags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 		version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	done
-	build_into "$k8s_dir" "$w" "$version_flags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+	build_into "$k8s_dir" "$w" "$version_flags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
 		k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl
 	rm -rf "$w"
-fi
+}
+for k8s_version in "${k8s_versions[@]}"; do
+	build_kubernetes "$k8s_version"
+done
 
 etcd_dir="$cache/etcd-$etcd_version"
 if ! built "$etcd_dir" etcd || ! built "$etcd_dir" etcdutl; then
@@ -163,6 +177,20 @@ if ! built "$containerd_dir" containerd; then
 	(cd "$w" && go get "github.com/containerd/containerd/v2/cmd/containerd@$containerd_version" >&2)
 	# CGO_ENABLED=0 leaves out the btrfs snapshotter only; the CRI tables prepare-node.sh edits are the same.
 	build_into "$containerd_dir" "$w" "" github.com/containerd/containerd/v2/cmd/containerd
+	rm -rf "$w"
+fi
+
+kwok_dir="$cache/kwok-$kwok_version"
+if ! built "$kwok_dir" kwok; then
+	log "building kwok $kwok_version"
+	w="$(wrapper_dir)"
+	printf 'module kubeadmgcp.test/kwok\n\ngo 1.26\n' >"$w/go.mod"
+	printf '//go:build tools\n\npackage tools\n\nimport _ "sigs.k8s.io/kwok/cmd/kwok"\n' >"$w/tools.go"
+	(cd "$w" && go get "sigs.k8s.io/kwok/cmd/kwok@$kwok_version" >&2)
+	build_into "$kwok_dir" "$w" "" sigs.k8s.io/kwok/cmd/kwok
+	# kwok alone starts only with stages; kwokctl's defaults are the module's kustomize/stage YAML.
+	src="$(cd "$w" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+	ln -sfn "$src/kustomize/stage" "$kwok_dir/stages"
 	rm -rf "$w"
 fi
 

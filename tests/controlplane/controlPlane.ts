@@ -5,9 +5,13 @@
  *
  * What it has: admission (Pod Security, NodeRestriction, ...), defaulting, CRD structural schemas,
  * RBAC, bootstrap tokens, and the controllers that turn a Deployment into a ReplicaSet and Pods.
- * What it has not: no kubelet and no scheduler, so Pods are created but never scheduled or run; a
- * test that needs a Ready node or a Ready pod sets that status itself. The node-lifecycle controller
- * is off, because without kubelets it would mark every node unreachable after 40 seconds.
+ * With `nodes: true` also the real kube-scheduler and kwok (sigs.k8s.io/kwok): nodes created with
+ * kwok's annotation (kwokNode) are simulated, so the scheduler places pods on them (Pending where
+ * nothing fits, e.g. every node cordoned), kwok marks them Running and Ready and finishes their
+ * deletion, evictions go through the real disruption controller, and a node reports the kubelet
+ * version it was created with. Without it, and on nodes without the annotation, there is no kubelet:
+ * a test that needs a Ready node or pod sets that status itself. The node-lifecycle controller runs
+ * only with kwok: it would mark every node without a kubelet unreachable after 40 seconds.
  *
  * Every process gets random free ports and its own temporary directory; `stop()` ends them newest
  * first (the API server hangs in shutdown once etcd is gone) and deletes the directory unless a
@@ -20,7 +24,7 @@ import * as os from "os";
 import * as path from "path";
 import { renderScript } from "../../components/scripts";
 import { versions } from "../../components/versions";
-import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, metallbVersion } from "./versions";
+import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, kwokVersion, metallbVersion } from "./versions";
 
 /** Where build.sh put the binaries (globalSetup exports it; the default matches build.sh's). */
 export function binCache(): string {
@@ -28,6 +32,19 @@ export function binCache(): string {
 }
 
 export const kubernetesRelease = kubernetesPatchFor(versions.kubernetesMinor);
+
+/** The Kubernetes binaries of one release (build.sh builds every release of kubernetesPatches). */
+export function kubernetesBinaries(release: string) {
+    const dir = path.join(binCache(), `kubernetes-${release}`);
+    return {
+        dir,
+        kubeadm: path.join(dir, "kubeadm"),
+        kubectl: path.join(dir, "kubectl"),
+        apiServer: path.join(dir, "kube-apiserver"),
+        controllerManager: path.join(dir, "kube-controller-manager"),
+        scheduler: path.join(dir, "kube-scheduler"),
+    };
+}
 
 export const binaries = {
     kubernetesDir: path.join(binCache(), `kubernetes-${kubernetesRelease}`),
@@ -42,7 +59,13 @@ export const binaries = {
     metallbSource: path.join(binCache(), `metallb-${metallbVersion}`, "source"),
     controllerGen: path.join(binCache(), `controller-tools-${controllerToolsVersion}`, "controller-gen"),
     containerd: path.join(binCache(), `containerd-${containerdVersion}`, "containerd"),
+    kwok: path.join(binCache(), `kwok-${kwokVersion}`, "kwok"),
+    /** kwok's module's kustomize/stage: kwokctl's default stages are its node/fast, node/heartbeat-with-lease and pod/fast. */
+    kwokStages: path.join(binCache(), `kwok-${kwokVersion}`, "stages"),
 };
+
+/** The annotation kwok is started to manage nodes by (--manage-nodes-with-annotation-selector). */
+export const kwokNodeAnnotation = "kwok.x-k8s.io/node";
 
 export const serviceCidr = "10.96.0.0/12";
 
@@ -85,6 +108,14 @@ export interface ControlPlane {
     runScript(name: string, settings: Record<string, string>, env?: Record<string, string>, input?: string): Promise<ScriptResult>;
     /** Starts another process whose log is kept with the others and which `stop()` ends first. */
     startProcess(name: string, binary: string, args: string[], env?: Record<string, string>): ChildProcess;
+    /** The Kubernetes release the control plane's components run now. */
+    release(): string;
+    /**
+     * What `kubeadm upgrade apply` does to the static Pods, one component after the other: restarts
+     * kube-apiserver, kube-controller-manager and (with `nodes`) kube-scheduler from `release`'s
+     * binaries, on the same etcd and PKI, and waits until the API server reports it.
+     */
+    upgradeTo(release: string): Promise<void>;
     stop(): Promise<void>;
 }
 
@@ -152,10 +183,33 @@ export interface ControlPlaneOptions {
     pki?: Record<string, string>;
     /** etcd's data directory (default: a fresh one in the control plane's directory), e.g. one a restore wrote. */
     etcdDataDir?: string;
+    /** The Kubernetes release to start (default: the program's default minor's, kubernetesRelease). */
+    release?: string;
+    /**
+     * Also start the real kube-scheduler and kwok, for nodes and pods that behave. Opt-in: the other
+     * files bind and run pods by hand on nodes they mark Ready, which a real scheduler would race.
+     */
+    nodes?: boolean;
+}
+
+/**
+ * A Node that kwok simulates: Ready while kwok runs, with room for any pod, reporting
+ * `kubeletVersion` (kwok's node-initialize stage keeps a version the node was created with).
+ */
+export function kwokNode(name: string, kubeletVersion: string, labels: Record<string, string> = {}): object {
+    return {
+        apiVersion: "v1",
+        kind: "Node",
+        metadata: { name, annotations: { [kwokNodeAnnotation]: "fake" }, labels: { "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", type: "kwok", ...labels } },
+        status: { nodeInfo: { kubeletVersion } },
+    };
 }
 
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-    for (const file of [binaries.etcd, binaries.apiServer, binaries.controllerManager, binaries.kubeadm, binaries.kubectl]) {
+    let release = options.release ?? kubernetesRelease;
+    const k8s = kubernetesBinaries(release);
+    const needed = [binaries.etcd, k8s.apiServer, k8s.controllerManager, k8s.kubeadm, k8s.kubectl, ...(options.nodes ? [k8s.scheduler, binaries.kwok] : [])];
+    for (const file of needed) {
         if (!fs.existsSync(file)) {
             throw new Error(`${file} not found: run tests/controlplane/build.sh (npm run test:controlplane does it first)`);
         }
@@ -165,7 +219,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const kubernetesDir = path.join(root, "etc", "kubernetes");
     const pki = path.join(kubernetesDir, "pki");
     fs.mkdirSync(pki, { recursive: true });
-    const [etcdClientPort, etcdPeerPort, apiPort, controllerManagerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [etcdClientPort, etcdPeerPort, apiPort, controllerManagerPort, kwokPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const server = `https://127.0.0.1:${apiPort}`;
 
     // The PKI and kubeconfigs kubeadm itself would write on a control plane.
@@ -177,13 +231,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
             "kind: InitConfiguration",
             // kubeadm replaces a loopback advertise address with a host interface's address, so the
             // configuration names a documentation address that nothing ever dials; the API server
-            // itself advertises and serves 127.0.0.1, which its certificate names too.
+            // itself serves 127.0.0.1, which its certificate names too, and advertises this address.
             `localAPIEndpoint: { advertiseAddress: ${unusedAdvertiseAddress}, bindPort: ${apiPort} }`,
             "nodeRegistration: { name: test-control-plane }",
             "---",
             "apiVersion: kubeadm.k8s.io/v1beta4",
             "kind: ClusterConfiguration",
-            `kubernetesVersion: ${kubernetesRelease}`,
+            `kubernetesVersion: ${release}`,
             "clusterName: controlplane-test",
             `certificatesDir: ${pki}`,
             `controlPlaneEndpoint: 127.0.0.1:${apiPort}`,
@@ -195,12 +249,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     for (const [file, text] of Object.entries(options.pki ?? {})) {
         fs.writeFileSync(path.join(pki, file), text, { mode: file.endsWith(".key") ? 0o600 : 0o644 });
     }
-    const certsLog = runOk(binaries.kubeadm, ["init", "phase", "certs", "all", "--config", kubeadmConfig]);
-    for (const kubeconfig of ["admin", "super-admin", "controller-manager"]) {
-        runOk(binaries.kubeadm, ["init", "phase", "kubeconfig", kubeconfig, "--config", kubeadmConfig, "--kubeconfig-dir", kubernetesDir]);
+    const certsLog = runOk(k8s.kubeadm, ["init", "phase", "certs", "all", "--config", kubeadmConfig]);
+    for (const kubeconfig of ["admin", "super-admin", "controller-manager", "scheduler"]) {
+        runOk(k8s.kubeadm, ["init", "phase", "kubeconfig", kubeconfig, "--config", kubeadmConfig, "--kubeconfig-dir", kubernetesDir]);
     }
     // controller-manager.conf names the advertise address: point every kubeconfig at loopback.
-    for (const kubeconfig of ["admin.conf", "super-admin.conf", "controller-manager.conf"]) {
+    for (const kubeconfig of ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf"]) {
         const file = path.join(kubernetesDir, kubeconfig);
         fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace(/^(\s*server:\s*).*$/gm, `$1${server}`));
     }
@@ -208,14 +262,25 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const superAdminConf = path.join(kubernetesDir, "super-admin.conf");
 
     const processes: ChildProcess[] = [];
+    const byName = new Map<string, ChildProcess>();
     const startProcess = (name: string, binary: string, args: string[], env: Record<string, string> = {}) => {
         const log = fs.openSync(path.join(dir, `${name}.log`), "a");
         const child = spawn(binary, args, { stdio: ["ignore", log, log], env: { ...process.env, ...env } });
         fs.closeSync(log);
         processes.push(child);
+        byName.set(name, child);
         allProcesses.add(child);
         child.on("exit", () => allProcesses.delete(child));
         return child;
+    };
+    const endProcess = async (child: ChildProcess) => {
+        if (child.exitCode === null && child.signalCode === null) {
+            const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+            child.kill("SIGTERM");
+            const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+            await exited;
+            clearTimeout(timer);
+        }
     };
 
     // Client traffic over TLS with kubeadm's etcd certificates, as kubeadm's static Pod serves it, so
@@ -239,8 +304,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ]);
 
     // The flags kubeadm writes into the kube-apiserver static Pod, with loopback addresses.
-    startProcess("kube-apiserver", binaries.apiServer, [
-        "--advertise-address=127.0.0.1",
+    const apiServerArgs = [
+        // Since 1.37 the endpoint reconciler refuses a loopback address ("may not be in the loopback
+        // range"); the `kubernetes` Service's endpoint is never dialled here.
+        `--advertise-address=${unusedAdvertiseAddress}`,
         "--bind-address=127.0.0.1",
         `--secure-port=${apiPort}`,
         `--etcd-servers=${etcdUrl}`,
@@ -267,21 +334,16 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--service-cluster-ip-range=${serviceCidr}`,
         `--tls-cert-file=${pki}/apiserver.crt`,
         `--tls-private-key-file=${pki}/apiserver.key`,
-    ]);
+    ];
+    startProcess("kube-apiserver", k8s.apiServer, apiServerArgs);
 
-    const kubectl = (args: string[], input?: string) => run(binaries.kubectl, ["--kubeconfig", adminConf, ...args], { input });
-    const kubectlOk = (args: string[], input?: string) => runOk(binaries.kubectl, ["--kubeconfig", adminConf, ...args], { input });
-    const asSuperAdmin = (args: string[]) => run(binaries.kubectl, ["--kubeconfig", superAdminConf, ...args]);
+    const kubectl = (args: string[], input?: string) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, ...args], { input });
+    const kubectlOk = (args: string[], input?: string) => runOk(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, ...args], { input });
+    const asSuperAdmin = (args: string[]) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", superAdminConf, ...args]);
 
     const stop = async () => {
         for (const child of [...processes].reverse()) {
-            if (child.exitCode === null && child.signalCode === null) {
-                const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-                child.kill("SIGTERM");
-                const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-                await exited;
-                clearTimeout(timer);
-            }
+            await endProcess(child);
         }
         const failed = (globalThis as any).__controlPlaneTestFailed?.() ?? true;
         if (failed || process.env.KEEP_CONTROLPLANE) {
@@ -289,6 +351,54 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         } else {
             fs.rmSync(dir, { recursive: true, force: true });
         }
+    };
+
+    const controllerManagerArgs = [
+        `--kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
+        `--authentication-kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
+        `--authorization-kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
+        "--bind-address=127.0.0.1",
+        `--secure-port=${controllerManagerPort}`,
+        `--client-ca-file=${pki}/ca.crt`,
+        `--cluster-signing-cert-file=${pki}/ca.crt`,
+        `--cluster-signing-key-file=${pki}/ca.key`,
+        `--requestheader-client-ca-file=${pki}/front-proxy-ca.crt`,
+        `--root-ca-file=${pki}/ca.crt`,
+        `--service-account-private-key-file=${pki}/sa.key`,
+        `--service-cluster-ip-range=${serviceCidr}`,
+        "--use-service-account-credentials=true",
+        "--leader-elect=false",
+        // Without kubelets the node-lifecycle controller would mark every node unreachable; with kwok
+        // (whose Leases keep its nodes Ready) it must run: it lifts the not-ready taint that admission
+        // (TaintNodesByCondition) puts on every new node, which would keep every pod Pending.
+        `--controllers=*,bootstrapsigner,tokencleaner${options.nodes ? "" : ",-node-lifecycle-controller"}`,
+    ];
+    // kubeadm's kube-scheduler flags; no serving port (nothing here scrapes or probes it).
+    const schedulerArgs = [
+        `--kubeconfig=${path.join(kubernetesDir, "scheduler.conf")}`,
+        "--bind-address=127.0.0.1",
+        "--secure-port=0",
+        "--leader-elect=false",
+    ];
+    // kwok as kwokctl runs it: its default stages (node-initialize, node heartbeat with a Lease,
+    // pod-ready, pod-complete, pod-delete), a Lease per node, and only annotated nodes managed.
+    const startKwok = () => {
+        const stages = ["node/fast", "node/heartbeat-with-lease", "pod/fast"].flatMap((d) =>
+            fs
+                .readdirSync(path.join(binaries.kwokStages, d))
+                .filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
+                .map((f) => path.join(binaries.kwokStages, d, f)),
+        );
+        startProcess("kwok", binaries.kwok, [
+            `--kubeconfig=${adminConf}`,
+            ...stages.map((f) => `--config=${f}`),
+            "--manage-all-nodes=false",
+            `--manage-nodes-with-annotation-selector=${kwokNodeAnnotation}=fake`,
+            "--node-lease-duration-seconds=40",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.240.0.100",
+            `--server-address=127.0.0.1:${kwokPort}`,
+        ], { HOME: dir });
     };
 
     try {
@@ -299,23 +409,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         if (binding.status !== 0 && !/already exists/.test(binding.stderr)) {
             throw new Error(`could not bind kubeadm:cluster-admins: ${binding.stderr}`);
         }
-        startProcess("kube-controller-manager", binaries.controllerManager, [
-            `--kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
-            `--authentication-kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
-            `--authorization-kubeconfig=${path.join(kubernetesDir, "controller-manager.conf")}`,
-            "--bind-address=127.0.0.1",
-            `--secure-port=${controllerManagerPort}`,
-            `--client-ca-file=${pki}/ca.crt`,
-            `--cluster-signing-cert-file=${pki}/ca.crt`,
-            `--cluster-signing-key-file=${pki}/ca.key`,
-            `--requestheader-client-ca-file=${pki}/front-proxy-ca.crt`,
-            `--root-ca-file=${pki}/ca.crt`,
-            `--service-account-private-key-file=${pki}/sa.key`,
-            `--service-cluster-ip-range=${serviceCidr}`,
-            "--use-service-account-credentials=true",
-            "--leader-elect=false",
-            "--controllers=*,bootstrapsigner,tokencleaner,-node-lifecycle-controller",
-        ]);
+        startProcess("kube-controller-manager", k8s.controllerManager, controllerManagerArgs);
+        if (options.nodes) {
+            startProcess("kube-scheduler", k8s.scheduler, schedulerArgs);
+            startKwok();
+        }
         // Pods cannot be created in a namespace before its "default" ServiceAccount exists.
         await waitFor(
             "the controller manager's first ServiceAccount",
@@ -328,7 +426,6 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         await stop();
         throw e;
     }
-
     let scripts = 0;
     const runScript = (name: string, settings: Record<string, string>, env: Record<string, string> = {}, input?: string) => {
         const file = path.join(dir, `${name}-${++scripts}.sh`);
@@ -336,7 +433,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         return new Promise<ScriptResult>((resolve, reject) => {
             const child = spawn("bash", [file], {
                 env: {
-                    PATH: `${binaries.kubernetesDir}:${process.env.PATH}`,
+                    PATH: `${kubernetesBinaries(release).dir}:${process.env.PATH}`,
                     HOME: dir,
                     FS_ROOT: root,
                     RETRY_DELAY_SECONDS: "1",
@@ -358,5 +455,25 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         });
     };
 
-    return { dir, root, adminConf, server, etcdEndpoint: etcdUrl, etcdDataDir, certsLog, kubectl, kubectlOk, runScript, startProcess, stop };
+    const upgradeTo = async (next: string) => {
+        const to = kubernetesBinaries(next);
+        const components: [string, string, string[]][] = [
+            ["kube-apiserver", to.apiServer, apiServerArgs],
+            ["kube-controller-manager", to.controllerManager, controllerManagerArgs],
+            ...(options.nodes ? [["kube-scheduler", to.scheduler, schedulerArgs] as [string, string, string[]]] : []),
+        ];
+        for (const [name, binary, args] of components) {
+            await endProcess(byName.get(name)!);
+            startProcess(name, binary, args);
+            if (name === "kube-apiserver") {
+                release = next;
+                await waitFor(`kube-apiserver ${next} /readyz`, () => asSuperAdmin(["get", "--raw", "/readyz"]).status === 0, 60_000, `${dir}/kube-apiserver.log`);
+            }
+        }
+    };
+
+    return {
+        dir, root, adminConf, server, etcdEndpoint: etcdUrl, etcdDataDir, certsLog, kubectl, kubectlOk, runScript, startProcess, stop, upgradeTo,
+        release: () => release,
+    };
 }

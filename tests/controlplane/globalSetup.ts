@@ -5,19 +5,23 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
 import { versions } from "../../components/versions";
-import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, metallbVersion } from "./versions";
+import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, kubernetesPatches, kwokVersion, metallbVersion } from "./versions";
 
 export default async function globalSetup(): Promise<void> {
     const started = Date.now();
+    // The program's default minor must be one the tier builds; this names the file to extend.
+    kubernetesPatchFor(versions.kubernetesMinor);
     const cache = execFileSync(
         "bash",
         [
             path.join(__dirname, "build.sh"),
-            kubernetesPatchFor(versions.kubernetesMinor),
+            // Every release the tier covers: the upgrade tests move a control plane from one to the next.
+            Object.values(kubernetesPatches).join(" "),
             etcdVersion,
             metallbVersion,
             controllerToolsVersion,
             containerdVersion,
+            kwokVersion,
         ],
         { stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" },
     ).trim();

@@ -1,6 +1,7 @@
-// The control-plane tier: real etcd, kube-apiserver, kube-controller-manager, kubeadm, kubectl and
-// MetalLB's controller on loopback. Slower than `npm test` (which excludes this folder); run it with
-// `npm run test:controlplane`. The first run builds the binaries (about 12 minutes on 2 cores).
+// The control-plane tier: real etcd, kube-apiserver, kube-controller-manager, kubeadm, kubectl,
+// MetalLB's controller, and (in the upgrade file) kube-scheduler and kwok's simulated nodes, on
+// loopback. Slower than `npm test` (which excludes this folder); run it with
+// `npm run test:controlplane`. The first run builds the binaries (tens of minutes on 2 cores; README "Tests").
 /** @type {import('jest').Config} */
 module.exports = {
     rootDir: "../..",

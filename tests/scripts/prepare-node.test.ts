@@ -59,7 +59,7 @@ describe("prepare-node.sh", () => {
         const installs = callsTo(sb, "apt-get").filter((l) => / install /.test(l));
         expect(installs).toHaveLength(1);
         const words = installs[0].split(" ");
-        expect(words).toEqual(expect.arrayContaining(["containerd.io=2.2.1-1~ubuntu.24.04~noble", "kubelet", "kubeadm", "kubectl", "cri-tools", "conntrack", "-y"]));
+        expect(words).toEqual(expect.arrayContaining([`containerd.io=${versions.containerdPackage}`, "kubelet", "kubeadm", "kubectl", "cri-tools", "conntrack", "-y"]));
         // Ubuntu's own (EOL 1.7) containerd package is never requested.
         expect(words).not.toContain("containerd");
         const holds = callsTo(sb, "apt-mark").filter((l) => l.startsWith("apt-mark hold"));
@@ -101,15 +101,17 @@ describe("prepare-node.sh", () => {
         // containerd's real default sets the key to false, so this is the "replace the key" path.
         expect(tomlTable(fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8"), runcOptions)).toContain("SystemdCgroup = false");
         const config = readRoot(sb, "etc/containerd/config.toml");
-        expect(config.startsWith("version = 3\n")).toBe(true);
+        // containerd 2.4's configuration schema (2.2 wrote version 3); the script keeps whatever the binary writes.
+        expect(config.startsWith("version = 4\n")).toBe(true);
         expect(tomlTable(config, runcOptions)).toContain("SystemdCgroup = true");
         expect(tomlTable(config, runcOptions)).not.toContain("SystemdCgroup = false");
         expect(config.match(/SystemdCgroup/g)).toHaveLength(1);
         // The rest of the default config is kept.
         expect(tomlTable(config, runcOptions)).toContain("BinaryName = ''");
-        // The sandbox image is the one this kubeadm uses (v1.36.3: pause:3.10.2), not containerd's own default.
-        expect(tomlTable(fs.readFileSync(path.join(fixturesDir, "containerd-default.toml"), "utf8"), pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.1'"]);
-        expect(tomlTable(config, pinnedImages)).toEqual(["sandbox = 'registry.k8s.io/pause:3.10.2'"]);
+        // The sandbox image is the one this kubeadm uses (its `config images list`: v1.36.3's fixture),
+        // whatever containerd's default is (containerd 2.2.1's was pause:3.10.1; 2.4.2's is pause:3.10.2, the same as kubeadm's).
+        const kubeadmPause = fs.readFileSync(path.join(fixturesDir, "kubeadm-images-v1.36.3.txt"), "utf8").split("\n").find((l) => l.includes("/pause:"));
+        expect(tomlTable(config, pinnedImages)).toEqual([`sandbox = '${kubeadmPause}'`]);
         expect(callsTo(sb, "containerd")).toContain(`containerd --config ${sb.root}/etc/containerd/config.toml config dump`);
         expect(callsTo(sb, "systemctl")).toContain("systemctl restart containerd");
     });
@@ -245,7 +247,7 @@ describe("prepare-node.sh failure and edge cases", () => {
         const sb = freshNode();
         const result = runScript(sb, "prepare-node", settings, { env: { STUB_APT_INSTALLS_VERSION: "2.2.2-1~ubuntu.24.04~noble" } });
         expect(result.status).not.toBe(0);
-        expect(result.stderr).toContain("apt installed containerd.io 2.2.2-1~ubuntu.24.04~noble, not the pinned 2.2.1-1~ubuntu.24.04~noble");
+        expect(result.stderr).toContain(`apt installed containerd.io 2.2.2-1~ubuntu.24.04~noble, not the pinned ${versions.containerdPackage}`);
         expect(existsRoot(sb, "etc/containerd/config.toml")).toBe(false);
     });
 
@@ -256,7 +258,7 @@ describe("prepare-node.sh failure and edge cases", () => {
         clearCalls(sb);
         const result = runScript(sb, "prepare-node", settings);
         expect(result.status).toBe(0);
-        expect(result.stderr).toMatch(/WARNING: containerd\.io 2\.2\.0-2~ubuntu\.24\.04~noble is installed, not the pinned 2\.2\.1-1~ubuntu\.24\.04~noble/);
+        expect(result.stderr).toContain(`WARNING: containerd.io 2.2.0-2~ubuntu.24.04~noble is installed, not the pinned ${versions.containerdPackage}`);
         expect(callsTo(sb, "apt-get")).toEqual([]);
     });
 });
@@ -344,6 +346,54 @@ describe("prepare-node.sh with K8S_VERSION: a joining node gets exactly the cont
         const result = runScript(sb, "prepare-node", { ...settings, K8S_VERSION: version });
         expect(result.status).not.toBe(0);
         expect(result.stderr).toMatch(message);
+        expect(calls(sb)).toEqual([]);
+    });
+});
+
+describe("prepare-node.sh with API_SERVER: a node joins at the version the control plane runs, whatever was recorded", () => {
+    // The recorded version (K8S_MINOR, K8S_VERSION) is the last successful `up`'s. An `up` that failed
+    // after the control plane's upgrade leaves it stale, or absent when the first `up` failed after init.
+    const reachable = { ...settings, API_SERVER: "10.10.0.2:6443", CLUSTER_CA_CERT: "-----BEGIN CERTIFICATE-----\nstub CA\n-----END CERTIFICATE-----" };
+    const kubeInstalls = (sb: Sandbox) =>
+        callsTo(sb, "apt-get")
+            .filter((l) => / install /.test(l))
+            .flatMap((l) => l.split(" ").filter((w) => /^kube(let|adm|ctl)(=|$)/.test(w)))
+            .sort();
+
+    test("a stale record (v1.35.9, the control plane now v1.36.3): installs v1.36.3 from the v1.36 repository and says why", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, K8S_MINOR: "1.35", K8S_VERSION: "v1.35.9" }, { env: { STUB_API_SERVER_VERSION: "v1.36.3", STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.stderr).not.toMatch(/ERROR|WARNING/);
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb)).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        expect(readRoot(sb, "etc/apt/sources.list.d/kubernetes.list")).toContain("/core:/stable:/v1.36/deb/ /");
+        expect(result.stderr).toMatch(/the API server at 10\.10\.0\.2:6443 runs v1\.36\.3, not the recorded v1\.35\.9 \(an earlier 'pulumi up' stopped after upgrading it\): installing v1\.36\.3/);
+        // Read over TLS, trusting only the stack's CA.
+        const version = callsTo(sb, "curl").find((l) => l.includes("/version"))!;
+        expect(version).toMatch(/--cacert \S+ https:\/\/10\.10\.0\.2:6443\/version$/);
+    });
+
+    test("no record (the first `up` failed after init): installs the running v1.36.3, not the repository's newer v1.36.4 that upgrade-drain.sh would refuse", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, K8S_VERSION: "" }, { env: { STUB_API_SERVER_VERSION: "v1.36.3", STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb)).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        expect(fs.readFileSync(path.join(sb.state, "pkg", "kubelet"), "utf8")).toBe("1.36.3-1.1");
+    });
+
+    test("when nothing answers (a new cluster), the settings decide, and it says so", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, K8S_VERSION: "v1.36.3" }, { env: { STUB_APT_NEWEST_PATCH: "4" } });
+        expect(result.status).toBe(0);
+        expect(kubeInstalls(sb)).toEqual(["kubeadm=1.36.3-*", "kubectl=1.36.3-*", "kubelet=1.36.3-*"]);
+        expect(result.stderr).toMatch(/no API server answers at 10\.10\.0\.2:6443 \(curl: \(7\) Failed to connect.*\): a new cluster; installing v1\.36\.3/);
+    });
+
+    test("refuses an API_SERVER without the CA that authenticates it, before changing anything", () => {
+        const sb = freshNode();
+        const result = runScript(sb, "prepare-node", { ...reachable, CLUSTER_CA_CERT: "" });
+        expect(result.status).not.toBe(0);
+        expect(result.stderr).toMatch(/CLUSTER_CA_CERT must be the cluster's CA certificate \(PEM\) when API_SERVER is set/);
         expect(calls(sb)).toEqual([]);
     });
 });
