@@ -175,14 +175,18 @@ export class KubeadmCluster extends pulumi.ComponentResource {
                     API_SERVER: pulumi.interpolate`${nodes.controlPlane.internalIp}:${apiServerPort}`,
                     CLUSTER_CA_CERT: identity.caCertPem,
                 }),
+                // A node is prepared once, like cloud-init's user data: changes to the script or its
+                // settings are an update that runs `true` on a live node (its packages are the
+                // upgrade's business, docs/upgrading.md), and a new VM (its ready step) prepares with
+                // the script and settings of the day. Not `ignoreChanges`: the engine keeps ignored
+                // inputs from the state when it replaces a resource too (step_generator.go,
+                // processIgnoreChanges whenever there is an old state), so a replaced VM would be
+                // prepared with the script its predecessor was first prepared with.
+                update: "true",
                 triggers: [node.ready.id],
                 addPreviousOutputInEnv: false,
             },
-            // A node is prepared once, like cloud-init's user data: a new VM (its ready step)
-            // prepares again with the script and settings of the day. Changes to them do not
-            // re-run it on live nodes, so a kubernetesVersion bump previews only the upgrade
-            // steps (the packages of live nodes are the upgrade's business, docs/upgrading.md).
-            { parent: this, ignoreChanges: ["create"] },
+            { parent: this },
         );
     }
 

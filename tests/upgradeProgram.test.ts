@@ -5,7 +5,7 @@
  * refused before any resource is declared. The steps' own order is in tests/upgrade.test.ts.
  */
 import { planClientCredentials, rotationDays } from "../components/identity";
-import { inClusterChanges, previewChanges, ProgramRun, runProgram, unconfiguredProviders } from "./helpers/program";
+import { inClusterChanges, inputsAfterChange, previewChanges, ProgramRun, runProgram, unconfiguredProviders } from "./helpers/program";
 
 const minimal = { "gcp:project": "test-project" };
 const inAYear = "2027-11-20T10:00:00Z";
@@ -131,6 +131,22 @@ test("a node prepared on a running cluster gets exactly the version it runs, als
     expect(settingsOf(bumping, "worker-3")).toEqual(["1.35", "v1.35.9"]);
     // Its drain, and so its upgrade, comes only after its join.
     expect(bumping.get("k8s-dev-cluster-worker-3-upgrade-drain").dependsOn).toContain("k8s-dev-cluster-worker-3-join");
+});
+
+test("after an upgrade, the next `up` only hands each live node's prepare step the new version (an update that runs `true`); a replaced VM is prepared with it", async () => {
+    const at136 = { ...at135, kubernetesVersion: "v1.36.4" };
+    const after = await runProgram({ ...minimal, kubernetesVersion: "1.36" }, "dev", undefined, at136, printing("v1.36.4", inAYear));
+    const before = await runProgram({ ...minimal, kubernetesVersion: "1.36" }, "dev", undefined, at135, printing("v1.36.4", inAYear));
+    const changes = grouped(previewChanges(before, after));
+    expect(changes).toEqual({ update: ["cluster-control-plane-prepare", "cluster-worker-1-prepare", "cluster-worker-2-prepare"] });
+    for (const node of ["control-plane", "worker-1", "worker-2"]) {
+        expect(after.get(`k8s-dev-cluster-${node}-prepare`).inputs.update).toBe("true");
+    }
+    // A worker replaced later: the engine keeps no stale script (no ignoreChanges), so the new VM
+    // installs the version the cluster runs now, not the one its predecessor was prepared with.
+    expect(previewChanges(before, after, { replace: ["k8s-dev-nodes-worker-1"] }).get("k8s-dev-cluster-worker-1-prepare")).toBe("replace");
+    const runs: string = inputsAfterChange(before, after, "k8s-dev-cluster-worker-1-prepare").create;
+    expect(runs).toContain("export K8S_VERSION='v1.36.4'");
 });
 
 test("every node's preparation asks the control plane's API server what it runs, trusting the stack's CA: the record is stale after an `up` that failed past the control plane's upgrade", () => {
