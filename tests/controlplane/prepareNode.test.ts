@@ -9,3 +9,5 @@ process.env.CONTAINERD_BIN = binaries.containerd;
 // A require, not an import: imports are hoisted above the line that names the binary.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require("../scripts/prepare-node.test");
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+require("../scripts/prepare-node-host.test");
