@@ -47,6 +47,8 @@ require_match ETCD_VERSION "$ETCD_VERSION" '^v3\.[0-9]+\.[0-9]+$' "an etcd relea
 KEY_FILE="$ROOT/etc/kubernetes/backup/etcd-backup.key"
 TOOLS_DIR="$ROOT/opt/kubeadm-gcp/etcd-$ETCD_VERSION"
 INSTALLED="$ROOT/usr/local/sbin/kubeadm-gcp-etcd-backup"
+# Set while systemd has not read the units as written (a run killed in between leaves it).
+RELOAD_PENDING="$ROOT/var/lib/kubeadm-gcp/etcd-backup-reload-pending"
 UNIT_DIR="$ROOT/etc/systemd/system"
 UNIT=kubeadm-gcp-etcd-backup
 ETCD_DATA="$ROOT/var/lib/etcd"
@@ -132,6 +134,11 @@ gcs_auth() {
     (umask 077 && printf 'Authorization: Bearer %s\n' "$token" >"$WORK/auth")
 }
 
+# gcs_authorized: the token's header file, fetched once a run (a token lives an hour).
+gcs_authorized() {
+    [[ -s $WORK/auth ]] || retry gcs_auth || die "could not get an access token from the metadata server"
+}
+
 # urlencode TEXT: percent-encodes all but unreserved characters (object names, page tokens).
 urlencode() {
     local text="$1" out="" c i
@@ -175,7 +182,7 @@ storage_put() {
         cp "$file" "$target.part" && mv "$target.part" "$target"
         ;;
     gs://*)
-        retry gcs_auth || die "could not get an access token from the metadata server"
+        gcs_authorized
         RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry gcs_upload "$file" "$name"
         ;;
     esac
@@ -195,7 +202,7 @@ storage_list() {
         # the script instead of passing for an empty bucket.
         local page="" body
         : >"$WORK/names"
-        retry gcs_auth || die "could not get an access token from the metadata server"
+        gcs_authorized
         while :; do
             body="$(RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry curl -fsS -H "@$WORK/auth" \
                 "$STORAGE_API/storage/v1/b/$BUCKET/o?prefix=$(urlencode "$prefix")&fields=items(name),nextPageToken${page:+&pageToken=$(urlencode "$page")}")" ||
@@ -215,7 +222,7 @@ storage_get() {
     case "$BACKUP_URL" in
     file://*) cp "${BACKUP_URL#file://}/$name" "$file" ;;
     gs://*)
-        retry gcs_auth || die "could not get an access token from the metadata server"
+        gcs_authorized
         RETRY_ATTEMPTS="$GCS_RETRY_ATTEMPTS" retry curl -fsS -H "@$WORK/auth" -o "$file" "$STORAGE_API/storage/v1/b/$BUCKET/o/$(urlencode "$name")?alt=media"
         ;;
     esac
@@ -360,11 +367,19 @@ RandomizedDelaySec=60
 [Install]
 WantedBy=timers.target
 EOF
-    update_file "$UNIT_DIR/$UNIT.service" 0644 "$WORK/$UNIT.service" && changed=1
-    update_file "$UNIT_DIR/$UNIT.timer" 0644 "$WORK/$UNIT.timer" && changed=1
-    if ((changed)); then
+    # The marker goes down before the units change and comes off once systemd has read them, so a
+    # run killed in between leaves the reload to the next run, which finds the units already written.
+    if ! cmp -s "$WORK/$UNIT.service" "$UNIT_DIR/$UNIT.service" || ! cmp -s "$WORK/$UNIT.timer" "$UNIT_DIR/$UNIT.timer"; then
+        mkdir -p "$(dirname "$RELOAD_PENDING")"
+        : >"$RELOAD_PENDING"
+    fi
+    update_file "$UNIT_DIR/$UNIT.service" 0644 "$WORK/$UNIT.service" || true
+    update_file "$UNIT_DIR/$UNIT.timer" 0644 "$WORK/$UNIT.timer" || true
+    if [[ -f $RELOAD_PENDING ]]; then
+        changed=1
         systemctl daemon-reload
         systemctl restart "$UNIT.timer"
+        rm -f "$RELOAD_PENDING"
     fi
     # Enabled, not only started: the schedule survives a reboot of the control plane.
     systemctl enable --now "$UNIT.timer" >&2

@@ -80,6 +80,20 @@ describe("install", () => {
         expect(callsTo(sb, "systemctl")).toEqual(["systemctl enable --now kubeadm-gcp-etcd-backup.timer"]);
     });
 
+    test("a run stopped after writing a changed timer and before systemd read it: the next run reloads and restarts it", () => {
+        const sb = withTools(createSandbox());
+        expect(install(sb).status).toBe(0);
+        const settings = { MODE: "install", BACKUP_URL: `file://${bucketDir(sb)}`, ETCD_VERSION: versions.etcdTools, INTERVAL_MINUTES: "15" };
+        const stopped = runScript(sb, "etcd-backup", settings, { input: `${key}\n`, env: { STUB_SYSTEMCTL_FAIL: "daemon-reload" } });
+        expect(stopped.status).not.toBe(0);
+        expect(readRoot(sb, "etc/systemd/system/kubeadm-gcp-etcd-backup.timer")).toContain("OnUnitActiveSec=15min");
+        clearCalls(sb);
+        const again = runScript(sb, "etcd-backup", settings, { input: `${key}\n` });
+        expect(again.status).toBe(0);
+        expect(callsTo(sb, "systemctl")).toEqual(["systemctl daemon-reload", "systemctl restart kubeadm-gcp-etcd-backup.timer", "systemctl enable --now kubeadm-gcp-etcd-backup.timer"]);
+        expect(existsRoot(sb, "var/lib/kubeadm-gcp/etcd-backup-reload-pending")).toBe(false);
+    });
+
     test("refuses what is not a key on stdin without echoing it", () => {
         const sb = withTools(createSandbox());
         const r = runScript(
@@ -199,6 +213,8 @@ describe("the gs:// transport (metadata server token, GCS JSON API; the curl stu
         expect(r.status).toBe(0);
         expect(r.stdout.trim()).toBe(name);
         expect(readRoot(fresh, "var/lib/etcd/member/snap/db")).toBe(plain);
+        // One token for the whole run, however many requests it makes.
+        expect(callsTo(fresh, "curl").filter((c) => c.includes("metadata.google.internal"))).toHaveLength(1);
         // Two list requests (pages of two over the four objects of this cluster), the token from a header file.
         const lists = callsTo(fresh, "curl").filter((c) => /storage\/v1\/b\/test-bucket\/o\?prefix=/.test(c));
         expect(lists).toHaveLength(2);
