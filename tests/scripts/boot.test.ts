@@ -9,23 +9,10 @@
 import * as fs from "fs";
 import * as path from "path";
 import { scriptsDir } from "../../components/scripts";
-import { versions } from "../../components/versions";
-import { calls, callsTo, clearCalls, createSandbox, readRoot, removeSandboxes, runScript, Sandbox, setState, snapshotRoot, writeRoot } from "./harness";
-
-const settings = { K8S_MINOR: "1.36", CONTAINERD_VERSION: versions.containerdPackage };
+import { freshNode, settings } from "./freshNode";
+import { calls, callsTo, clearCalls, readRoot, removeSandboxes, runScript, Sandbox, setState, snapshotRoot } from "./harness";
 
 afterAll(removeSandboxes);
-
-function freshNode(): Sandbox {
-    const sb = createSandbox();
-    writeRoot(sb, "etc/os-release", 'NAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\nID=ubuntu\nUBUNTU_CODENAME=noble\n');
-    writeRoot(sb, "etc/fstab", "LABEL=cloudimg-rootfs\t/\t ext4\tdefaults\t0 1\n/swap.img none swap sw 0 0\n");
-    for (const pkg of ["curl", "gpg", "ca-certificates"]) {
-        setState(sb, `pkg/${pkg}`, "1.0");
-    }
-    setState(sb, "swap-on");
-    return sb;
-}
 
 const stateFiles = (sb: Sandbox) => fs.readdirSync(sb.state);
 const lines = (text: string) => text.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
