@@ -103,6 +103,8 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         // The restore overlaps the control plane's preparation: it needs only the VM.
         const init = this.initControlPlane(cpImages, this.restoreEtcd(cp));
         const snapshots = this.scheduleSnapshots(init);
+        // The UID init printed: the workers compare it, and the next `up` reads it back.
+        this.clusterUid = line(init);
         const incarnation = this.incarnationOf(init);
         const joined = nodes.workers.map((worker) => this.joinWorker(worker, init, incarnation));
 
@@ -133,7 +135,6 @@ export class KubeadmCluster extends pulumi.ComponentResource {
         // Gated like pulumi-eks's: the exported kubeconfig resolves once every node is Ready.
         this.kubeconfig = pulumi.secret(pulumi.all([identity.kubeconfig, clusterReady.id]).apply(([kubeconfig]) => kubeconfig));
         this.nodeNames = clusterReady.id.apply(() => allNodes);
-        this.clusterUid = line(init);
         this.clusterIdentifier = pulumi.interpolate`${args.clusterName}/${incarnation}`;
         this.provider = this.clusterProvider(this.clusterIdentifier, clusterReady);
 
@@ -310,7 +311,7 @@ export class KubeadmCluster extends pulumi.ComponentResource {
             {
                 connection: worker.connection,
                 // The incarnation init printed: a node of an older one is reset and joined again.
-                create: remoteScript("kubeadm-join", { NODE_NAME: worker.name, CA_CERT_HASH: identity.caCertHash, CLUSTER_UID: line(init) }),
+                create: remoteScript("kubeadm-join", { NODE_NAME: worker.name, CA_CERT_HASH: identity.caCertHash, CLUSTER_UID: this.clusterUid }),
                 // The join line carries the token: it travels as stdin, never in the script text.
                 stdin: pulumi.secret(admission.stdout),
                 triggers: [prepared.id],
