@@ -202,8 +202,8 @@ export function recordUnderMocks<T>(
     return withoutStackTraces(() => record(build, options));
 }
 
-/** The packages every run shares (TypeScript: @pulumi/pulumi's closure serializer loads it at import). */
-const sharedSdks = ["@pulumi/pulumi", "@pulumi/gcp", "@pulumi/kubernetes", "@pulumi/command", "@pulumi/tls", "@pulumi/random", "typescript"];
+/** The packages every run shares. */
+const sharedSdks = ["@pulumi/pulumi", "@pulumi/gcp", "@pulumi/kubernetes", "@pulumi/command", "@pulumi/tls", "@pulumi/random"];
 const sdkModules = new Map<string, unknown>();
 /** A package loaded once per test file and kept across resetModules (which would load it again). */
 function sharedSdk(name: string): unknown {
@@ -214,17 +214,35 @@ function sharedSdk(name: string): unknown {
 }
 
 /**
+ * TypeScript, loaded on first use. @pulumi/pulumi's closure serializer requires it at import
+ * (runtime/closure/parseFunction.js, through typescript-shim.js) but uses it only to serialize a
+ * function, which this program never does; loading it took a quarter of a test file's SDK load.
+ */
+const lazyTypeScript = new Proxy(
+    {},
+    {
+        get: (_, key) => (sharedSdk("typescript") as Record<string | symbol, unknown>)[key],
+        has: (_, key) => key in (sharedSdk("typescript") as object),
+    },
+);
+
+/**
  * Runs `work` with no stack frames captured. The SDK records `new Error().stack` on every promise it
  * makes (runtime/debuggable.js, debuggablePromise), and under jest every such stack is source-mapped
  * (@jest/source-map): that took more time than evaluating the program. Errors keep their messages.
+ * The SDK still reads a full stack for every resource's source position (Resource.callsites, which
+ * lifts the limit itself); V8's own formatting serves it without jest's source mapping.
  */
 export async function withoutStackTraces<T>(work: () => Promise<T>): Promise<T> {
     const limit = Error.stackTraceLimit;
+    const prepare = Error.prepareStackTrace;
     Error.stackTraceLimit = 0;
+    Error.prepareStackTrace = (error: Error, frames: NodeJS.CallSite[]) => `${error}${frames.map((f) => `\n    at ${f}`).join("")}`;
     try {
         return await work();
     } finally {
         Error.stackTraceLimit = limit;
+        Error.prepareStackTrace = prepare;
     }
 }
 
@@ -239,6 +257,7 @@ async function record<T>(
     for (const sdk of sharedSdks) {
         jest.doMock(sdk, () => sharedSdk(sdk));
     }
+    jest.doMock("typescript", () => lazyTypeScript);
     const pulumi: typeof pulumiType = require("@pulumi/pulumi");
     pulumi.runtime.setAllConfig(options.config ?? {});
 
@@ -588,17 +607,62 @@ export function inClusterChanges(recording: Recording, changes: Map<string, Chan
     });
 }
 
+/**
+ * The runs this test file has made, by their arguments. Given the same config, stack, last
+ * deployment, clock and environment the program declares the same resources, so a test asking for a
+ * run that another test of the file already made gets that run: a fifth of the runs were repeats.
+ * Runs with a test's own mock functions are not kept (functions cannot be compared). A kept run is
+ * frozen, so no test can change what another one reads.
+ */
+const keptRuns = new Map<string, Promise<ProgramRun>>();
+
+/** What the program reads from its environment (components and index.ts read these prefixes only). */
+const programEnvironment = () => Object.entries(process.env).filter(([k]) => /^(KUBEADM_GCP_|PULUMI_)/.test(k)).sort();
+
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
-export async function runProgram(
+export function runProgram(
     config: Record<string, string>,
     stack = "dev",
     invoke?: MockInvoke,
     /** The outputs of the stack's last deployment, which index.ts reads back (default: none, a new stack). */
     previous: Record<string, unknown> = {},
     /** What a command prints, by logical name, where a test needs more than `fakeStdout` (e.g. a version). */
-    stdoutOf: (name: string) => string | undefined = () => undefined,
+    stdoutOf?: (name: string) => string | undefined,
     /** The moment the program runs at (its clock decides renewals); default: now. Only Date is faked. */
     now?: Date,
+): Promise<ProgramRun> {
+    if (invoke !== undefined || stdoutOf !== undefined) {
+        return runProgramAt(config, stack, invoke, previous, stdoutOf ?? (() => undefined), now);
+    }
+    const key = JSON.stringify([config, stack, previous, now?.toISOString(), programEnvironment()]);
+    if (!keptRuns.has(key)) {
+        keptRuns.set(key, runProgramAt(config, stack, undefined, previous, () => undefined, now).then(frozenRun));
+    }
+    return keptRuns.get(key)!;
+}
+
+/** The run with what tests read (resources, invokes, outputs) made read-only. */
+function frozenRun(run: ProgramRun): ProgramRun {
+    for (const recorded of [run.resources, run.invokes, run.outputs, run.secretOutputs]) {
+        deepFreeze(recorded);
+    }
+    return Object.freeze(run);
+}
+
+function deepFreeze(value: unknown): void {
+    if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+        Object.freeze(value);
+        Object.values(value).forEach(deepFreeze);
+    }
+}
+
+async function runProgramAt(
+    config: Record<string, string>,
+    stack: string,
+    invoke: MockInvoke | undefined,
+    previous: Record<string, unknown>,
+    stdoutOf: (name: string) => string | undefined,
+    now: Date | undefined,
 ): Promise<ProgramRun> {
     if (now === undefined) {
         return withoutStackTraces(() => runProgramNow(config, stack, invoke, previous, stdoutOf));
