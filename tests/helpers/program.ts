@@ -1,7 +1,9 @@
 /**
  * Runs the real program (index.ts) under Pulumi's mock runtime and records what it declares.
  *
- * Each call loads a fresh copy of the program and of @pulumi/pulumi, so runs are independent.
+ * Each run loads a fresh copy of the program; the SDKs are loaded once per test file and their
+ * runtime state is set up anew for each run, so runs are independent. Runs with the same arguments
+ * are made once per test file (runProgram).
  * The mocks echo inputs back as outputs and add a few deterministic, recognisable values
  * (ids, IPs, command stdout) so tests can follow data from one resource into another.
  */
