@@ -411,6 +411,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--service-cluster-ip-range=${serviceCidr}`,
         `--tls-cert-file=${pki}/apiserver.crt`,
         `--tls-private-key-file=${pki}/apiserver.key`,
+        // Not kubeadm's: on SIGTERM the API server closes its watches within 2 s. Without it, it waits
+        // for its watching clients (controller manager, scheduler, kwok) to end them, up to its request
+        // timeout (60 s), and endProcess killed it after 10 s: the upgrade's restart and a file's stop
+        // each spent those 10 s. Only its shutdown changes; the clients' watches resume on the next one.
+        "--shutdown-watch-termination-grace-period=2s",
     ];
     startProcess("kube-apiserver", k8s.apiServer, apiServerArgs);
 
