@@ -423,9 +423,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ];
     startProcess("kube-apiserver", k8s.apiServer, apiServerArgs);
 
-    const kubectl = (args: string[], input?: string) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, ...args], { input });
-    const kubectlOk = (args: string[], input?: string) => runOk(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, ...args], { input });
-    const asSuperAdmin = (args: string[]) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", superAdminConf, ...args]);
+    // kubectl's discovery cache is kept per server address (~/.kube/cache by default): the random
+    // ports of earlier runs left caches there that a later cluster on the same port would read.
+    const kubectlCache = path.join(dir, "kubectl-cache");
+    const kubectl = (args: string[], input?: string) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, "--cache-dir", kubectlCache, ...args], { input });
+    const kubectlOk = (args: string[], input?: string) => runOk(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, "--cache-dir", kubectlCache, ...args], { input });
+    const asSuperAdmin = (args: string[]) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", superAdminConf, "--cache-dir", kubectlCache, ...args]);
 
     const stop = async () => {
         adminApi.close();
