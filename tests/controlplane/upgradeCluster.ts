@@ -16,7 +16,7 @@ export const to = kubernetesPatches["1.37"];
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Reads until `ok` holds (every 250 ms, at most `timeoutMs`); returns the value that passed. */
+/** Reads until `ok` holds (every 100 ms: a read is a request in process; at most `timeoutMs`); returns the value that passed. */
 export async function until<T>(what: string, read: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let value = await read();
@@ -24,7 +24,7 @@ export async function until<T>(what: string, read: () => T | Promise<T>, ok: (va
         if (Date.now() > deadline) {
             throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs / 1000}s`);
         }
-        await sleep(250);
+        await sleep(100);
         value = await read();
     }
     return value;
