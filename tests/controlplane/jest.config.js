@@ -1,5 +1,5 @@
 // The control-plane tier: real etcd, kube-apiserver, kube-controller-manager, kubeadm, kubectl,
-// MetalLB's controller, and (in the upgrade file) kube-scheduler and kwok's simulated nodes, on
+// MetalLB's controller, and (in the upgrade files) kube-scheduler and kwok's simulated nodes, on
 // loopback. Slower than `npm test` (which excludes this folder); run it with
 // `npm run test:controlplane`. The first run builds the binaries (tens of minutes on 2 cores; README "Tests").
 /** @type {import('jest').Config} */
@@ -13,6 +13,9 @@ module.exports = {
     testTimeout: 120000,
     // Two files at a time, each with its own control plane: most of a file's time is spent waiting on
     // processes (an API server's start, a controller's reaction, a drain's timeout), not on the CPU.
-    // Measured on 2 cores at load average 5: 205 s with one worker, 140 s with two.
+    // Measured on 2 cores at load average 5: 205 s with one worker, 140 s with two. Since issue 21,
+    // alone at load average 2-4: 85-89 s and 110-124 CPU-seconds with two workers, 71-72 s and
+    // 112-122 with three. The same CPU: two, which leave more of the cores to the checks that run
+    // beside the tier in `npm run check`.
     maxWorkers: 2,
 };

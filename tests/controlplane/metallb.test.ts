@@ -60,10 +60,17 @@ afterAll(async () => {
     await cp?.stop();
 });
 
-const ingressOf = (namespace: string, name: string): string[] => {
-    const s = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "service", name, "-o", "json"]));
+const ingressOf = async (namespace: string, name: string): Promise<string[]> => {
+    const s = await cp.get(`/api/v1/namespaces/${namespace}/services/${name}`);
+    if (!s) {
+        throw new Error(`service ${namespace}/${name} not found`);
+    }
     return (s.status?.loadBalancer?.ingress ?? []).map((i: any) => i.ip);
 };
+
+/** The reasons of the events about `name` in `namespace`. */
+const eventReasonsFor = async (namespace: string, name: string): Promise<string[]> =>
+    ((await cp.get(`/api/v1/namespaces/${namespace}/events?fieldSelector=${encodeURIComponent(`involvedObject.name=${name}`)}`))?.items ?? []).map((e: any) => e.reason);
 
 test("the app's Service gets exactly the reserved IP from the pool", async () => {
     const [service] = find("Service");
@@ -74,7 +81,7 @@ test("the app's Service gets exactly the reserved IP from the pool", async () =>
     let ingress: string[] = [];
     for (let i = 0; i < 120 && ingress.length === 0; i++) {
         await sleep(500);
-        ingress = ingressOf(service.metadata.namespace!, service.metadata.name);
+        ingress = await ingressOf(service.metadata.namespace!, service.metadata.name);
     }
     expect(ingress).toEqual([reserved]);
 });
@@ -92,14 +99,14 @@ test("a LoadBalancer Service that does not ask for the pool gets no IP", async (
         }),
     );
     // The controller saw it and refused it (an event), rather than never having looked.
-    let events = "";
+    let events: string[] = [];
     for (let i = 0; i < 60 && !events.includes("AllocationFailed"); i++) {
         await sleep(500);
-        events = cp.kubectl(["-n", namespace, "get", "events", "--field-selector", "involvedObject.name=uninvited", "-o", "custom-columns=R:.reason", "--no-headers"]).stdout;
+        events = await eventReasonsFor(namespace, "uninvited");
     }
     expect(events).toContain("AllocationFailed");
-    expect(ingressOf(namespace, "uninvited")).toEqual([]);
+    expect(await ingressOf(namespace, "uninvited")).toEqual([]);
     // ...and the app's Service kept its address.
     const [pool] = find("IPAddressPool");
-    expect(ingressOf(namespace, service.metadata.name)).toEqual([(pool.spec as any).addresses[0].replace(/\/32$/, "")]);
+    expect(await ingressOf(namespace, service.metadata.name)).toEqual([(pool.spec as any).addresses[0].replace(/\/32$/, "")]);
 });

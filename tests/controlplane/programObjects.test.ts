@@ -29,6 +29,12 @@ const find = (kind: string) => {
     return found[0];
 };
 
+/** The messages of the FailedCreate events in `namespace`, one a line (empty when there are none). */
+const failedCreates = async (namespace: string): Promise<string> =>
+    ((await cp.get(`/api/v1/namespaces/${namespace}/events?fieldSelector=${encodeURIComponent("reason=FailedCreate")}`))?.items ?? [])
+        .map((e: any) => `${e.message}\n`)
+        .join("");
+
 /** Applies one object server-side as Pulumi's provider does; returns kubectl's result. */
 const apply = (m: Manifest) => cp.kubectl(["apply", "--server-side", "--field-manager=pulumi-kubernetes", "-f", "-"], JSON.stringify(m));
 
@@ -55,14 +61,12 @@ test("the Deployment creates its ReplicaSet and the configured number of Pods in
     const selector = Object.entries((deployment.spec as any).selector.matchLabels as Record<string, string>)
         .map(([k, v]) => `${k}=${v}`)
         .join(",");
-    const failedCreates = () =>
-        cp.kubectl(["-n", namespace, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "custom-columns=MSG:.message", "--no-headers"]).stdout;
     let pods: any[] = [];
     let events = "";
     for (let i = 0; i < 120 && pods.length < replicas && !events; i++) {
         await new Promise((r) => setTimeout(r, 500));
-        pods = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pods", "-l", selector, "-o", "json"])).items;
-        events = failedCreates();
+        pods = (await cp.get(`/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`)).items;
+        events = await failedCreates(namespace);
     }
     expect({ pods: pods.length, failedCreates: events.trim() }).toEqual({ pods: replicas, failedCreates: "" });
     const replicaSets = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "replicasets", "-l", selector, "-o", "json"])).items;
@@ -108,7 +112,7 @@ describe("the tier catches what the API server rejects", () => {
         // ...but its ReplicaSet cannot create a single Pod.
         let message = "";
         for (let i = 0; i < 60 && !message; i++) {
-            message = cp.kubectl(["-n", deployment.metadata.namespace, "get", "events", "--field-selector", "reason=FailedCreate", "-o", "custom-columns=MSG:.message", "--no-headers"]).stdout;
+            message = await failedCreates(deployment.metadata.namespace);
             await new Promise((res) => setTimeout(res, 500));
         }
         expect(message).toMatch(/forbidden: violates PodSecurity "restricted/);

@@ -152,7 +152,7 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
         let stopped = false;
         const kubelet = (async () => {
             while (!stopped) {
-                const pods = JSON.parse(cp.kubectl(["-n", namespace, "get", "pods", "-o", "json"]).stdout || '{"items":[]}').items as any[];
+                const pods = ((await cp.get(`/api/v1/namespaces/${namespace}/pods`))?.items ?? []) as any[];
                 const terminating = pods.filter((p) => p.metadata.deletionTimestamp);
                 maxTerminating = Math.max(maxTerminating, terminating.length);
                 for (const p of terminating) {
@@ -174,7 +174,10 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
         try {
             // Every Pod of the app on the drained worker, Ready, and the PDB allowing one disruption.
             for (let i = 0; i < 100; i++) {
-                const pdb = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pdb", "http-go", "-o", "json"]));
+                const pdb = await cp.get(`/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/http-go`);
+                if (!pdb) {
+                    throw new Error(`the app's PodDisruptionBudget ${namespace}/http-go is missing`);
+                }
                 if (pdb.status?.currentHealthy === replicas && pdb.status?.disruptionsAllowed === 1) {
                     break;
                 }

@@ -1,0 +1,143 @@
+/**
+ * What the upgrade tests (upgradeControlPlane.test.ts, upgradeWorkers.test.ts) share: a control plane
+ * with the real kube-scheduler and kwok's simulated nodes for the test file, workers reporting a
+ * kubelet version, the app's real Deployment and PodDisruptionBudget, and the reads their checks
+ * poll. The reads go to the API in process (ControlPlane.get); kubectl runs where the test changes
+ * the cluster, and inside the scripts under test.
+ */
+import { runProgram } from "../helpers/program";
+import { ControlPlane, kwokNode, startControlPlane } from "./controlPlane";
+import { manifestsOf } from "./manifests";
+import { kubernetesPatches } from "./versions";
+
+/** The upgrade the tier exercises: the previous supported minor's release to the default minor's. */
+export const from = kubernetesPatches["1.36"];
+export const to = kubernetesPatches["1.37"];
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Reads until `ok` holds (every 100 ms: a read is a request in process; at most `timeoutMs`); returns the value that passed. */
+export async function until<T>(what: string, read: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let value = await read();
+    while (!ok(value)) {
+        if (Date.now() > deadline) {
+            throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs / 1000}s`);
+        }
+        await sleep(100);
+        value = await read();
+    }
+    return value;
+}
+
+/** The namespaces the tests fill: the app's and the budget test's own. */
+const testNamespaces = ["http-go", "upgrade-pdb"];
+
+export interface PodView {
+    name: string;
+    node?: string;
+    ready: boolean;
+    terminating: boolean;
+}
+
+/**
+ * Starts the control plane at `release` with nodes (controlPlane.ts, `nodes: true`) before the file's
+ * tests and stops it after them; returns it and the helpers that act on it.
+ */
+export function upgradeCluster(release: string) {
+    let started: ControlPlane | undefined;
+    beforeAll(async () => {
+        started = await startControlPlane({ release, nodes: true });
+    });
+    afterAll(async () => {
+        await started?.stop();
+    });
+    const cp = (): ControlPlane => {
+        if (!started) {
+            throw new Error("the control plane has not started (upgradeCluster's beforeAll failed)");
+        }
+        return started;
+    };
+
+    const runOnControlPlane = (name: string, settings: Record<string, string>, env: Record<string, string> = {}) => cp().runScript(name, settings, env);
+
+    const node = async (name: string) => {
+        const found = await cp().get(`/api/v1/nodes/${name}`);
+        if (!found) {
+            throw new Error(`node ${name} not found`);
+        }
+        return found;
+    };
+    const drainedFor = async (name: string) => (await node(name)).metadata.annotations?.["kubeadm-gcp/drained-for-upgrade"];
+    const nodeReady = async (name: string) => (await node(name)).status?.conditions?.find((c: any) => c.type === "Ready")?.status === "True";
+
+    /** A worker that kwok runs, reporting a kubelet of `version`; Ready once kwok has seen it. */
+    async function createWorker(name: string, version: string): Promise<void> {
+        cp().kubectlOk(["create", "-f", "-"], JSON.stringify(kwokNode(name, version)));
+        await until(`node ${name} Ready`, () => nodeReady(name), (ready) => ready);
+        expect((await node(name)).status.nodeInfo.kubeletVersion).toBe(version);
+    }
+
+    /** What upgrade-worker.sh's kubelet restart changes in the API: the version the node reports. */
+    function restartKubeletAt(name: string, version: string): void {
+        cp().kubectlOk(["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status: { nodeInfo: { kubeletVersion: version } } })]);
+    }
+
+    /**
+     * A cluster with no workload and no worker, for the next test. The tests' namespaces stay: a
+     * namespace's deletion takes the namespace controller at least 5 s (10 s measured), the
+     * workloads' about 0.3 s. Their pods are gone before their nodes: kwok finishes their deletion.
+     */
+    function reset(): void {
+        for (const ns of testNamespaces) {
+            cp().kubectlOk(["-n", ns, "delete", "deployments,poddisruptionbudgets", "--all", "--ignore-not-found", "--cascade=foreground", "--wait=true", "--timeout=90s"]);
+        }
+        cp().kubectlOk(["delete", "nodes", "--all", "--wait=true", "--timeout=60s"]);
+    }
+
+    async function podsOf(ns: string): Promise<PodView[]> {
+        const list = await cp().get(`/api/v1/namespaces/${ns}/pods`);
+        return ((list?.items ?? []) as any[]).map((p) => ({
+            name: p.metadata.name,
+            node: p.spec.nodeName,
+            ready: !p.metadata.deletionTimestamp && p.status?.conditions?.some((c: any) => c.type === "Ready" && c.status === "True"),
+            terminating: Boolean(p.metadata.deletionTimestamp),
+        }));
+    }
+
+    /** The app's Namespace, Deployment and PodDisruptionBudget as the program declares them for `workerCount` workers. */
+    async function appFor(workerCount: number): Promise<{ ns: string; replicas: number; maxUnavailable: number }> {
+        const run = await runProgram({ "gcp:project": "test-project", workerCount: String(workerCount) });
+        const app = manifestsOf(run.resources).filter((m) => ["Namespace", "Deployment", "PodDisruptionBudget"].includes(m.kind) && m.metadata.name === "http-go");
+        expect(app.map((m) => m.kind).sort()).toEqual(["Deployment", "Namespace", "PodDisruptionBudget"]);
+        const deployment = app.find((m) => m.kind === "Deployment")!;
+        const pdb = app.find((m) => m.kind === "PodDisruptionBudget")!;
+        const ns = deployment.metadata.namespace!;
+        expect(testNamespaces).toContain(ns);
+        for (const m of app.sort((a) => (a.kind === "Namespace" ? -1 : 1))) {
+            cp().kubectlOk(["apply", "--server-side", "-f", "-"], JSON.stringify(m));
+        }
+        return { ns, replicas: (deployment.spec as any).replicas, maxUnavailable: (pdb.spec as any).maxUnavailable };
+    }
+
+    /** Samples how many of the app's pods are Ready while `during` runs: the fewest seen. */
+    async function fewestReadyWhile<T>(ns: string, during: () => Promise<T>): Promise<{ result: T; fewest: number }> {
+        let fewest = Number.MAX_SAFE_INTEGER;
+        let done = false;
+        const sampler = (async () => {
+            while (!done) {
+                fewest = Math.min(fewest, (await podsOf(ns)).filter((p) => p.ready).length);
+                await sleep(100);
+            }
+        })();
+        try {
+            const result = await during();
+            return { result, fewest };
+        } finally {
+            done = true;
+            await sampler;
+        }
+    }
+
+    return { cp, runOnControlPlane, node, drainedFor, createWorker, restartKubeletAt, reset, podsOf, appFor, fewestReadyWhile };
+}
