@@ -2,8 +2,9 @@
  * What the upgrade tests (upgradeControlPlane.test.ts, upgradeWorkers.test.ts) share: a control plane
  * with the real kube-scheduler and kwok's simulated nodes for the test file, workers reporting a
  * kubelet version, the app's real Deployment and PodDisruptionBudget, and the reads their checks
- * poll. The reads go to the API in process (ControlPlane.get); kubectl runs where the test changes
- * the cluster, and inside the scripts under test.
+ * poll. Those reads and the helpers' own changes (a worker, its kubelet's version, reset) go to the
+ * API in process (ControlPlane.get, send); kubectl runs where a test does what a person or the
+ * provider would (cordon, server-side apply, scale), and inside the scripts under test.
  */
 import { runProgram } from "../helpers/program";
 import { ControlPlane, kwokNode, startControlPlane } from "./controlPlane";
@@ -94,11 +95,12 @@ export function upgradeCluster(release: string) {
             // In the foreground, as `kubectl delete --cascade=foreground`: a Deployment goes after its pods.
             await cp().send("DELETE", collection, { propagationPolicy: "Foreground" });
         }
-        const left = async (paths: string[]) => (await Promise.all(paths.map(async (p) => ((await cp().get(p))?.items ?? []).length))).reduce((a, b) => a + b, 0);
+        // Waits until they are gone, as `kubectl delete --wait` did.
+        const objectsIn = async (lists: string[]) => (await Promise.all(lists.map(async (list) => ((await cp().get(list))?.items ?? []).length))).reduce((a, b) => a + b, 0);
         const workloads = [...collections, ...testNamespaces.map((ns) => `/api/v1/namespaces/${ns}/pods`)];
-        await until("the tests' workloads and their pods deleted", () => left(workloads), (n) => n === 0, 90_000);
+        await until("the tests' workloads and their pods deleted", () => objectsIn(workloads), (n) => n === 0, 90_000);
         await cp().send("DELETE", "/api/v1/nodes");
-        await until("every node deleted", () => left(["/api/v1/nodes"]), (n) => n === 0);
+        await until("every node deleted", () => objectsIn(["/api/v1/nodes"]), (n) => n === 0);
     }
 
     async function podsOf(ns: string): Promise<PodView[]> {
