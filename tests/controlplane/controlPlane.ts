@@ -343,7 +343,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const adminConf = path.join(kubernetesDir, "admin.conf");
     const superAdminConf = path.join(kubernetesDir, "super-admin.conf");
     const adminApi = apiClient(server, adminConf);
-    // Before kubeadm:cluster-admins is bound, only super-admin.conf (system:masters) may read /readyz's detail.
+    // /readyz is asked as super-admin.conf (system:masters): admin.conf's group has no rights until
+    // kubeadm:cluster-admins is bound, once the API server is ready.
     const superAdminApi = apiClient(server, superAdminConf);
     const apiServerReady = () => superAdminApi.request("GET", "/readyz").then((r) => r.status === 200, () => false);
     const get = async (requestPath: string) => {
