@@ -110,6 +110,12 @@ export interface ControlPlane {
      */
     get(path: string): Promise<any>;
     /**
+     * Sends `body` as the admin, in process, like get(): JSON, or a JSON merge patch for PATCH; the
+     * parsed answer; throws unless the API answers 2xx. For a test's own changes to the cluster
+     * (creating a node, setting a status, clearing a workload) where kubectl is not what it tests.
+     */
+    send(method: "POST" | "PATCH" | "DELETE", path: string, body?: unknown): Promise<any>;
+    /**
      * Runs `scripts/<name>.sh` exactly as the program renders it, "on the control plane": the real
      * kubeadm and kubectl first on PATH, FS_ROOT = `root` (so its admin.conf is this cluster's).
      */
@@ -201,31 +207,40 @@ function apiClient(server: string, kubeconfig: string) {
         cert: embedded("client-certificate-data"),
         key: embedded("client-key-data"),
     });
-    const once = (requestPath: string) =>
+    const once = (method: string, requestPath: string, body?: unknown) =>
         new Promise<ApiResponse & { reusedSocket: boolean }>((resolve, reject) => {
-            const request = https.get(new URL(requestPath, server), { agent, headers: { Accept: "application/json" }, timeout: 30_000 }, (response) => {
-                let body = "";
+            const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+            const headers: Record<string, string | number> = { Accept: "application/json" };
+            if (payload) {
+                headers["Content-Type"] = method === "PATCH" ? "application/merge-patch+json" : "application/json";
+                headers["Content-Length"] = payload.length;
+            }
+            const request = https.request(new URL(requestPath, server), { method, agent, headers, timeout: 30_000 }, (response) => {
+                let text = "";
                 response.setEncoding("utf8");
-                response.on("data", (chunk) => (body += chunk));
-                response.on("end", () => resolve({ status: response.statusCode ?? 0, body, reusedSocket: request.reusedSocket }));
+                response.on("data", (chunk) => (text += chunk));
+                response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text, reusedSocket: request.reusedSocket }));
                 response.on("error", reject);
             });
-            request.on("timeout", () => request.destroy(new Error(`GET ${requestPath}: no answer within 30s`)));
+            request.on("timeout", () => request.destroy(new Error(`${method} ${requestPath}: no answer within 30s`)));
             request.on("error", (error: NodeJS.ErrnoException) => reject(Object.assign(error, { reusedSocket: request.reusedSocket })));
+            request.end(payload);
         });
     return {
-        async request(requestPath: string): Promise<ApiResponse> {
+        /** A request as the kubeconfig's user; a body is sent as JSON (a JSON merge patch for PATCH). */
+        async request(method: string, requestPath: string, body?: unknown): Promise<ApiResponse> {
             try {
-                return await once(requestPath);
+                return await once(method, requestPath, body);
             } catch (e) {
-                // A kept-alive connection the API server closed (e.g. across upgradeTo's restart) fails
-                // the first request sent on it: Node's documented remedy is to send it once more.
+                // A kept-alive connection that the API server closed while idle fails the first request
+                // sent on it, which the server never read: Node's documented remedy is to send it again.
                 if ((e as { reusedSocket?: boolean }).reusedSocket && (e as NodeJS.ErrnoException).code === "ECONNRESET") {
-                    return once(requestPath);
+                    return once(method, requestPath, body);
                 }
                 throw e;
             }
         },
+        /** Ends the kept-alive connections; the next request opens a new one. */
         close: () => agent.destroy(),
     };
 }
@@ -328,11 +343,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const adminConf = path.join(kubernetesDir, "admin.conf");
     const superAdminConf = path.join(kubernetesDir, "super-admin.conf");
     const adminApi = apiClient(server, adminConf);
-    // Before kubeadm:cluster-admins is bound, only super-admin.conf (system:masters) may read /readyz's detail.
+    // /readyz is asked as super-admin.conf (system:masters): admin.conf's group has no rights until
+    // kubeadm:cluster-admins is bound, once the API server is ready.
     const superAdminApi = apiClient(server, superAdminConf);
-    const apiServerReady = () => superAdminApi.request("/readyz").then((r) => r.status === 200, () => false);
+    const apiServerReady = () => superAdminApi.request("GET", "/readyz").then((r) => r.status === 200, () => false);
     const get = async (requestPath: string) => {
-        const { status, body } = await adminApi.request(requestPath);
+        const { status, body } = await adminApi.request("GET", requestPath);
         if (status === 404) {
             return undefined;
         }
@@ -340,6 +356,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
             throw new Error(`GET ${requestPath}: ${status} ${body}`);
         }
         return JSON.parse(body);
+    };
+    const send = async (method: "POST" | "PATCH" | "DELETE", requestPath: string, body?: unknown) => {
+        const answer = await adminApi.request(method, requestPath, body);
+        if (answer.status < 200 || answer.status > 299) {
+            throw new Error(`${method} ${requestPath}: ${answer.status} ${answer.body}`);
+        }
+        return JSON.parse(answer.body);
     };
 
     const processes: ChildProcess[] = [];
@@ -570,7 +593,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     };
 
     return {
-        dir, root, adminConf, server, etcdEndpoint: etcdUrl, etcdDataDir, certsLog, kubectl, kubectlOk, get, runScript, startProcess, stop, upgradeTo,
+        dir, root, adminConf, server, etcdEndpoint: etcdUrl, etcdDataDir, certsLog, kubectl, kubectlOk, get, send, runScript, startProcess, stop, upgradeTo,
         release: () => release,
     };
 }

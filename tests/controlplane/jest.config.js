@@ -14,8 +14,8 @@ module.exports = {
     // Two files at a time, each with its own control plane: most of a file's time is spent waiting on
     // processes (an API server's start, a controller's reaction, a drain's timeout), not on the CPU.
     // Measured on 2 cores at load average 5: 205 s with one worker, 140 s with two. Since issue 21,
-    // alone at load average 2-4: 85-89 s and 110-124 CPU-seconds with two workers, 71-72 s and
-    // 112-122 with three. The same CPU: two, which leave more of the cores to the checks that run
-    // beside the tier in `npm run check`.
+    // alone at load average 2-5: 85-92 s and 107-124 CPU-seconds with two workers, 71-75 s and
+    // 112-125 with three. Three use no less CPU, so two, which leave more of the cores to the checks
+    // that run beside the tier in `npm run check`.
     maxWorkers: 2,
 };

@@ -28,15 +28,16 @@ const runOnControlPlane = (name: string, settings: Record<string, string>, env: 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function createNode(name: string, ready: boolean): void {
-    cp.kubectlOk(["create", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } }));
-    setNodeReady(name, ready);
+async function createNode(name: string, ready: boolean): Promise<void> {
+    await cp.send("POST", "/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } });
+    await setNodeReady(name, ready);
 }
 
-function setNodeReady(name: string, ready: boolean): void {
+/** What a kubelet reports: its node's Ready condition. */
+async function setNodeReady(name: string, ready: boolean): Promise<void> {
     const now = new Date().toISOString();
     const condition = { type: "Ready", status: ready ? "True" : "False", reason: ready ? "KubeletReady" : "KubeletNotReady", lastHeartbeatTime: now, lastTransitionTime: now };
-    cp.kubectlOk(["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status: { conditions: [condition] } })]);
+    await cp.send("PATCH", `/api/v1/nodes/${name}/status`, { status: { conditions: [condition] } });
 }
 
 /** The CA's public key hash, as kubeadm's --discovery-token-ca-cert-hash computes it (SHA-256 of the SPKI). */
@@ -106,15 +107,15 @@ describe("join-token.sh and revoke-join-token.sh with the real kubeadm", () => {
 
 describe("cluster-ready.sh", () => {
     test("succeeds once every node is Ready, not before, printing nothing on stdout", async () => {
-        createNode("ready-1", true);
-        createNode("ready-2", false);
+        await createNode("ready-1", true);
+        await createNode("ready-2", false);
         let finishedAt = 0;
         const pending = runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 ready-2", TIMEOUT_SECONDS: "60" }, { POLL_INTERVAL_SECONDS: "1" }).then(
             (result) => ((finishedAt = Date.now()), result),
         );
         await sleep(3000);
         const readyAt = Date.now();
-        setNodeReady("ready-2", true);
+        await setNodeReady("ready-2", true);
         const r = await pending;
         // It waited for ready-2: the provider, which waits for this step, never meets a node that is not Ready.
         expect(finishedAt).toBeGreaterThanOrEqual(readyAt);
@@ -124,7 +125,7 @@ describe("cluster-ready.sh", () => {
     });
 
     test("a node that never becomes Ready times out with the message, printing nothing", async () => {
-        createNode("never-ready", false);
+        await createNode("never-ready", false);
         const r = await runOnControlPlane("cluster-ready", { EXPECTED_NODES: "ready-1 never-ready missing-node", TIMEOUT_SECONDS: "4" }, { POLL_INTERVAL_SECONDS: "1" });
         expect(r.status).not.toBe(0);
         expect(r.stdout).toBe("");
@@ -142,8 +143,8 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
         for (const m of app.sort((a) => (a.kind === "Namespace" ? -1 : 1))) {
             cp.kubectlOk(["apply", "--server-side", "-f", "-"], JSON.stringify(m));
         }
-        createNode("drained-worker", true);
-        createNode("other-worker", true);
+        await createNode("drained-worker", true);
+        await createNode("other-worker", true);
 
         // A stand-in for the scheduler and the kubelets: binds new Pods (the first `replicas` to the
         // drained worker, later ones to the other), marks them Ready, and finishes deletions.
@@ -155,18 +156,22 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
                 const pods = ((await cp.get(`/api/v1/namespaces/${namespace}/pods`))?.items ?? []) as any[];
                 const terminating = pods.filter((p) => p.metadata.deletionTimestamp);
                 maxTerminating = Math.max(maxTerminating, terminating.length);
+                // As before with kubectl, a change that fails (the pod went meanwhile) is tried on the next round.
+                const attempt = (change: Promise<unknown>) => change.catch(() => undefined);
                 for (const p of terminating) {
-                    cp.kubectl(["-n", namespace, "delete", "pod", p.metadata.name, "--grace-period=0", "--force"]);
+                    // What a kubelet does once the containers stopped (`kubectl delete --grace-period=0 --force`).
+                    await attempt(cp.send("DELETE", `/api/v1/namespaces/${namespace}/pods/${p.metadata.name}`, { gracePeriodSeconds: 0 }));
                 }
                 for (const p of pods.filter((x) => !x.spec.nodeName && !x.metadata.deletionTimestamp)) {
                     const node = bound++ < replicas ? "drained-worker" : "other-worker";
                     const binding = { apiVersion: "v1", kind: "Binding", metadata: { name: p.metadata.name }, target: { apiVersion: "v1", kind: "Node", name: node } };
-                    cp.kubectl(["create", "--raw", `/api/v1/namespaces/${namespace}/pods/${p.metadata.name}/binding`, "-f", "-"], JSON.stringify(binding));
+                    await attempt(cp.send("POST", `/api/v1/namespaces/${namespace}/pods/${p.metadata.name}/binding`, binding));
                     const now = new Date().toISOString();
-                    cp.kubectl([
-                        "-n", namespace, "patch", "pod", p.metadata.name, "--subresource=status", "--type=merge",
-                        "-p", JSON.stringify({ status: { phase: "Running", conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }] } }),
-                    ]);
+                    await attempt(
+                        cp.send("PATCH", `/api/v1/namespaces/${namespace}/pods/${p.metadata.name}/status`, {
+                            status: { phase: "Running", conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }] },
+                        }),
+                    );
                 }
                 await sleep(300);
             }

@@ -2,8 +2,9 @@
  * What the upgrade tests (upgradeControlPlane.test.ts, upgradeWorkers.test.ts) share: a control plane
  * with the real kube-scheduler and kwok's simulated nodes for the test file, workers reporting a
  * kubelet version, the app's real Deployment and PodDisruptionBudget, and the reads their checks
- * poll. The reads go to the API in process (ControlPlane.get); kubectl runs where the test changes
- * the cluster, and inside the scripts under test.
+ * poll. Those reads and the helpers' own changes (a worker, its kubelet's version, reset) go to the
+ * API in process (ControlPlane.get, send); kubectl runs where a test does what a person or the
+ * provider would (cordon, server-side apply, scale), and inside the scripts under test.
  */
 import { runProgram } from "../helpers/program";
 import { ControlPlane, kwokNode, startControlPlane } from "./controlPlane";
@@ -73,14 +74,14 @@ export function upgradeCluster(release: string) {
 
     /** A worker that kwok runs, reporting a kubelet of `version`; Ready once kwok has seen it. */
     async function createWorker(name: string, version: string): Promise<void> {
-        cp().kubectlOk(["create", "-f", "-"], JSON.stringify(kwokNode(name, version)));
+        await cp().send("POST", "/api/v1/nodes", kwokNode(name, version));
         await until(`node ${name} Ready`, () => nodeReady(name), (ready) => ready);
         expect((await node(name)).status.nodeInfo.kubeletVersion).toBe(version);
     }
 
     /** What upgrade-worker.sh's kubelet restart changes in the API: the version the node reports. */
-    function restartKubeletAt(name: string, version: string): void {
-        cp().kubectlOk(["patch", "node", name, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status: { nodeInfo: { kubeletVersion: version } } })]);
+    async function restartKubeletAt(name: string, version: string): Promise<void> {
+        await cp().send("PATCH", `/api/v1/nodes/${name}/status`, { status: { nodeInfo: { kubeletVersion: version } } });
     }
 
     /**
@@ -88,11 +89,18 @@ export function upgradeCluster(release: string) {
      * namespace's deletion takes the namespace controller at least 5 s (10 s measured), the
      * workloads' about 0.3 s. Their pods are gone before their nodes: kwok finishes their deletion.
      */
-    function reset(): void {
-        for (const ns of testNamespaces) {
-            cp().kubectlOk(["-n", ns, "delete", "deployments,poddisruptionbudgets", "--all", "--ignore-not-found", "--cascade=foreground", "--wait=true", "--timeout=90s"]);
+    async function reset(): Promise<void> {
+        const collections = testNamespaces.flatMap((ns) => [`/apis/apps/v1/namespaces/${ns}/deployments`, `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`]);
+        for (const collection of collections) {
+            // In the foreground, as `kubectl delete --cascade=foreground`: a Deployment goes after its pods.
+            await cp().send("DELETE", collection, { propagationPolicy: "Foreground" });
         }
-        cp().kubectlOk(["delete", "nodes", "--all", "--wait=true", "--timeout=60s"]);
+        // Waits until they are gone, as `kubectl delete --wait` did.
+        const objectsIn = async (lists: string[]) => (await Promise.all(lists.map(async (list) => ((await cp().get(list))?.items ?? []).length))).reduce((a, b) => a + b, 0);
+        const workloads = [...collections, ...testNamespaces.map((ns) => `/api/v1/namespaces/${ns}/pods`)];
+        await until("the tests' workloads and their pods deleted", () => objectsIn(workloads), (n) => n === 0, 90_000);
+        await cp().send("DELETE", "/api/v1/nodes");
+        await until("every node deleted", () => objectsIn(["/api/v1/nodes"]), (n) => n === 0);
     }
 
     async function podsOf(ns: string): Promise<PodView[]> {

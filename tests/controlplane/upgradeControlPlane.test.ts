@@ -33,7 +33,7 @@ describe(`the control plane moves from ${from} to ${to}`, () => {
     });
 
     test("its components restart at the new release, as `kubeadm upgrade apply` replaces their static Pods; the app's pods keep running on the old kubelets", async () => {
-        reset();
+        await reset();
         for (const name of ["worker-1", "worker-2"]) {
             await createWorker(name, from);
         }
@@ -63,7 +63,7 @@ describe("a worker replaced after an `up` that failed once the control plane was
         if (cp().release() !== to) {
             await cp().upgradeTo(to);
         }
-        reset();
+        await reset();
         // The node's packages come from the stubs; the version it follows comes from the real API
         // server's /version, read with the real curl trusting the cluster's CA only.
         const sb = createSandbox();

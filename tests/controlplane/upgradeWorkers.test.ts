@@ -32,7 +32,7 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
             drainLogs.push(drained.stderr);
             expect((await node(name)).spec.unschedulable).toBe(true);
             expect((await podsOf(ns)).filter((p) => p.node === name && !p.terminating)).toEqual([]);
-            restartKubeletAt(name, drained.stdout.trim());
+            await restartKubeletAt(name, drained.stdout.trim());
             const back = await runOnControlPlane("upgrade-uncordon", { NODE_NAME: name, KUBERNETES_VERSION: drained.stdout.trim() });
             expect(back.stderr).not.toMatch(/ERROR/);
             expect(back.status).toBe(0);
@@ -42,7 +42,7 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
     }
 
     test.each([1, 2, 3])("%i worker(s): every worker ends at the new kubelet, uncordoned, with every replica Running and Ready; the budget holds with two or more, one is an announced outage", async (workerCount) => {
-        reset();
+        await reset();
         const workers = Array.from({ length: workerCount }, (_, i) => `worker-${i + 1}`);
         for (const name of workers) {
             await createWorker(name, from);
@@ -78,7 +78,7 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
     });
 
     test("a worker reporting a kubelet newer than the control plane is refused; one at its version is left alone; neither is cordoned", async () => {
-        reset();
+        await reset();
         const [, minor, patch] = /^v1\.(\d+)\.(\d+)$/.exec(to)!;
         const newer = `v1.${minor}.${Number(patch) + 1}`;
         await createWorker("ahead", newer);
@@ -100,7 +100,7 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
     });
 
     test("the uncordon step waits for the reported kubelet, leaves the node cordoned when it does not come, and a node cordoned by hand stays cordoned", async () => {
-        reset();
+        await reset();
         await createWorker("slow", from);
         await createWorker("spare", from);
         const drained = await runOnControlPlane("upgrade-drain", { NODE_NAME: "slow", KUBERNETES_VERSION: to });
@@ -115,13 +115,13 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
         const byHand = await runOnControlPlane("upgrade-drain", { NODE_NAME: "spare", KUBERNETES_VERSION: to });
         expect(byHand.status).toBe(0);
         expect(byHand.stderr).toMatch(/spare was cordoned by hand: draining it for the upgrade; it stays cordoned afterwards/);
-        restartKubeletAt("spare", to);
+        await restartKubeletAt("spare", to);
         expect((await runOnControlPlane("upgrade-uncordon", { NODE_NAME: "spare", KUBERNETES_VERSION: to })).status).toBe(0);
         expect((await node("spare")).spec.unschedulable).toBe(true);
     });
 
     test("a drain that the budget blocks fails the step instead of forcing pods off; the node stays cordoned, and the next run, once the pods have room, finishes the worker", async () => {
-        reset();
+        await reset();
         await createWorker("guarded", from);
         await createWorker("full", from);
         // The only other node has no room: an evicted pod's replacement stays Pending.
@@ -166,7 +166,7 @@ describe(`the workers' chain after the control plane runs ${to}: drains with the
         expect(resumed.status).toBe(0);
         expect(resumed.stdout).toBe(`${to}\n`);
         await until("both pods Ready on node full", () => podsOf(ns), (ps) => ps.length === 2 && ps.every((p) => p.ready && p.node === "full"));
-        restartKubeletAt("guarded", to);
+        await restartKubeletAt("guarded", to);
         const back = await runOnControlPlane("upgrade-uncordon", { NODE_NAME: "guarded", KUBERNETES_VERSION: to });
         expect(back.status).toBe(0);
         expect((await node("guarded")).spec.unschedulable).toBeUndefined();
