@@ -2,8 +2,7 @@
  * Runs the real program (index.ts) under Pulumi's mock runtime and records what it declares.
  *
  * Each run loads a fresh copy of the program; the SDKs are loaded once per test file and their
- * runtime state is set up anew for each run, so runs are independent. Runs with the same arguments
- * are made once per test file (runProgram).
+ * runtime state is set up anew for each run, so runs are independent.
  * The mocks echo inputs back as outputs and add a few deterministic, recognisable values
  * (ids, IPs, command stdout) so tests can follow data from one resource into another.
  */
@@ -204,8 +203,12 @@ export function recordUnderMocks<T>(
     return withoutStackTraces(() => record(build, options));
 }
 
-/** The packages every run shares. */
-const sharedSdks = ["@pulumi/pulumi", "@pulumi/gcp", "@pulumi/kubernetes", "@pulumi/command", "@pulumi/tls", "@pulumi/random"];
+/**
+ * The packages every run shares: the SDKs, and the libraries the program uses that keep no state.
+ * "@pulumi/pulumi/runtime" is the same module as `pulumi.runtime`; the provider SDKs' utilities.js
+ * require it by that path, which would otherwise load the SDK's runtime again for every run.
+ */
+const sharedSdks = ["@pulumi/pulumi", "@pulumi/pulumi/runtime", "@pulumi/gcp", "@pulumi/kubernetes", "@pulumi/command", "@pulumi/tls", "@pulumi/random", "ssh2", "ipaddr.js"];
 const sdkModules = new Map<string, unknown>();
 /** A package loaded once per test file and kept across resetModules (which would load it again). */
 function sharedSdk(name: string): unknown {
@@ -609,62 +612,17 @@ export function inClusterChanges(recording: Recording, changes: Map<string, Chan
     });
 }
 
-/**
- * The runs this test file has made, by their arguments. Given the same config, stack, last
- * deployment, clock and environment the program declares the same resources, so a test asking for a
- * run that another test of the file already made gets that run: a fifth of the runs were repeats.
- * Runs with a test's own mock functions are not kept (functions cannot be compared). A kept run is
- * frozen, so no test can change what another one reads.
- */
-const keptRuns = new Map<string, Promise<ProgramRun>>();
-
-/** What the program reads from its environment (components and index.ts read these prefixes only). */
-const programEnvironment = () => Object.entries(process.env).filter(([k]) => /^(KUBEADM_GCP_|PULUMI_)/.test(k)).sort();
-
 /** Runs index.ts with the given project config (keys without the project prefix; `gcp:` keys as is). */
-export function runProgram(
+export async function runProgram(
     config: Record<string, string>,
     stack = "dev",
     invoke?: MockInvoke,
     /** The outputs of the stack's last deployment, which index.ts reads back (default: none, a new stack). */
     previous: Record<string, unknown> = {},
     /** What a command prints, by logical name, where a test needs more than `fakeStdout` (e.g. a version). */
-    stdoutOf?: (name: string) => string | undefined,
+    stdoutOf: (name: string) => string | undefined = () => undefined,
     /** The moment the program runs at (its clock decides renewals); default: now. Only Date is faked. */
     now?: Date,
-): Promise<ProgramRun> {
-    if (invoke !== undefined || stdoutOf !== undefined) {
-        return runProgramAt(config, stack, invoke, previous, stdoutOf ?? (() => undefined), now);
-    }
-    const key = JSON.stringify([config, stack, previous, now?.toISOString(), programEnvironment()]);
-    if (!keptRuns.has(key)) {
-        keptRuns.set(key, runProgramAt(config, stack, undefined, previous, () => undefined, now).then(frozenRun));
-    }
-    return keptRuns.get(key)!;
-}
-
-/** The run with what tests read (resources, invokes, outputs) made read-only. */
-function frozenRun(run: ProgramRun): ProgramRun {
-    for (const recorded of [run.resources, run.invokes, run.outputs, run.secretOutputs]) {
-        deepFreeze(recorded);
-    }
-    return Object.freeze(run);
-}
-
-function deepFreeze(value: unknown): void {
-    if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-        Object.freeze(value);
-        Object.values(value).forEach(deepFreeze);
-    }
-}
-
-async function runProgramAt(
-    config: Record<string, string>,
-    stack: string,
-    invoke: MockInvoke | undefined,
-    previous: Record<string, unknown>,
-    stdoutOf: (name: string) => string | undefined,
-    now: Date | undefined,
 ): Promise<ProgramRun> {
     if (now === undefined) {
         return withoutStackTraces(() => runProgramNow(config, stack, invoke, previous, stdoutOf));
