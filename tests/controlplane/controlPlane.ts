@@ -24,6 +24,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { renderScript } from "../../components/scripts";
+import { kubeconfigCredentials } from "../e2e/support";
 import { versions } from "../../components/versions";
 import { containerdVersion, controllerToolsVersion, etcdVersion, kubernetesPatchFor, kwokVersion, metallbVersion } from "./versions";
 
@@ -170,16 +171,23 @@ function runOk(binary: string, args: string[], options: { input?: string; env?: 
     return r.stdout;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, logHint: string): Promise<void> {
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Reads until `ok` holds (every 100 ms: a read is a request in process; at most `timeoutMs`) and
+ * returns the value that passed; a timeout names the last value and, when given, the log to read.
+ */
+export async function until<T>(what: string, read: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000, logHint?: string): Promise<T> {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-        if (await check()) {
-            return;
+    let value = await read();
+    while (!ok(value)) {
+        if (Date.now() > deadline) {
+            throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs / 1000}s${logHint ? `; see ${logHint}` : ""}`);
         }
-        // A check is one in-process request, so polling often costs next to nothing.
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
+        value = await read();
     }
-    throw new Error(`${what} did not happen within ${timeoutMs / 1000}s; see ${logHint}`);
+    return value;
 }
 
 interface ApiResponse {
@@ -189,24 +197,15 @@ interface ApiResponse {
 
 /**
  * An HTTPS client of the API server with a kubeconfig's embedded CA and client certificate (what
- * kubeadm writes: certificate-authority-data, client-certificate-data, client-key-data). Its
- * connections are kept alive between requests; `close()` ends them.
+ * kubeadm writes, read by the e2e test's kubeconfigCredentials). Its connections are kept alive
+ * between requests; `close()` ends them.
  */
-function apiClient(server: string, kubeconfig: string) {
-    const text = fs.readFileSync(kubeconfig, "utf8");
-    const embedded = (field: string) => {
-        const data = new RegExp(`^\\s*${field}:\\s*(\\S+)\\s*$`, "m").exec(text)?.[1];
-        if (!data) {
-            throw new Error(`${kubeconfig} has no ${field}`);
-        }
-        return Buffer.from(data, "base64");
-    };
-    const agent = new https.Agent({
-        keepAlive: true,
-        ca: embedded("certificate-authority-data"),
-        cert: embedded("client-certificate-data"),
-        key: embedded("client-key-data"),
-    });
+function apiClient(kubeconfig: string) {
+    const { server, ca, cert, key } = kubeconfigCredentials(fs.readFileSync(kubeconfig, "utf8"));
+    if (!ca || !cert || !key) {
+        throw new Error(`${kubeconfig} has no embedded CA, client certificate and key`);
+    }
+    const agent = new https.Agent({ keepAlive: true, ca, cert, key });
     const once = (method: string, requestPath: string, body?: unknown) =>
         new Promise<ApiResponse & { reusedSocket: boolean }>((resolve, reject) => {
             const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -342,10 +341,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     }
     const adminConf = path.join(kubernetesDir, "admin.conf");
     const superAdminConf = path.join(kubernetesDir, "super-admin.conf");
-    const adminApi = apiClient(server, adminConf);
+    const adminApi = apiClient(adminConf);
     // /readyz is asked as super-admin.conf (system:masters): admin.conf's group has no rights until
     // kubeadm:cluster-admins is bound, once the API server is ready.
-    const superAdminApi = apiClient(server, superAdminConf);
+    const superAdminApi = apiClient(superAdminConf);
     const apiServerReady = () => superAdminApi.request("GET", "/readyz").then((r) => r.status === 200, () => false);
     const get = async (requestPath: string) => {
         const { status, body } = await adminApi.request("GET", requestPath);
@@ -449,9 +448,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     // kubectl's discovery cache is kept per server address (~/.kube/cache by default): the random
     // ports of earlier runs left caches there that a later cluster on the same port would read.
     const kubectlCache = path.join(dir, "kubectl-cache");
-    const kubectl = (args: string[], input?: string) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, "--cache-dir", kubectlCache, ...args], { input });
-    const kubectlOk = (args: string[], input?: string) => runOk(kubernetesBinaries(release).kubectl, ["--kubeconfig", adminConf, "--cache-dir", kubectlCache, ...args], { input });
-    const asSuperAdmin = (args: string[]) => run(kubernetesBinaries(release).kubectl, ["--kubeconfig", superAdminConf, "--cache-dir", kubectlCache, ...args]);
+    /** kubectl of the running release, as the user of `kubeconfig`. */
+    const kubectlAs = (kubeconfig: string, args: string[]): [string, string[]] => [
+        kubernetesBinaries(release).kubectl,
+        ["--kubeconfig", kubeconfig, "--cache-dir", kubectlCache, ...args],
+    ];
+    const kubectl = (args: string[], input?: string) => run(...kubectlAs(adminConf, args), { input });
+    const kubectlOk = (args: string[], input?: string) => runOk(...kubectlAs(adminConf, args), { input });
+    const asSuperAdmin = (args: string[]) => run(...kubectlAs(superAdminConf, args));
 
     const stop = async () => {
         adminApi.close();
@@ -522,7 +526,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     };
 
     try {
-        await waitFor("kube-apiserver /readyz", apiServerReady, 60_000, `${dir}/kube-apiserver.log`);
+        await until("kube-apiserver /readyz", apiServerReady, (ready) => ready, 60_000, `${dir}/kube-apiserver.log`);
         // kubeadm's kubeconfig phase binds admin.conf's group to cluster-admin with super-admin.conf.
         const binding = asSuperAdmin(["create", "clusterrolebinding", "kubeadm:cluster-admins", "--clusterrole=cluster-admin", "--group=kubeadm:cluster-admins"]);
         // A control plane started on restored data has it already.
@@ -535,9 +539,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
             startKwok();
         }
         // Pods cannot be created in a namespace before its "default" ServiceAccount exists.
-        await waitFor(
+        await until(
             "the controller manager's first ServiceAccount",
             () => get("/api/v1/namespaces/default/serviceaccounts/default").then((account) => account !== undefined, () => false),
+            (exists) => exists,
             60_000,
             `${dir}/kube-controller-manager.log`,
         );
@@ -587,7 +592,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
             startProcess(name, binary, args);
             if (name === "kube-apiserver") {
                 release = next;
-                await waitFor(`kube-apiserver ${next} /readyz`, apiServerReady, 60_000, `${dir}/kube-apiserver.log`);
+                await until(`kube-apiserver ${next} /readyz`, apiServerReady, (ready) => ready, 60_000, `${dir}/kube-apiserver.log`);
             }
         }
     };

@@ -8,7 +8,7 @@
  * controller looks itself up; nothing runs it.
  */
 import { ProgramRun, runProgram } from "../helpers/program";
-import { binaries, ControlPlane, freePort, startControlPlane } from "./controlPlane";
+import { binaries, ControlPlane, freePort, sleep, startControlPlane } from "./controlPlane";
 import { applyOrder, Manifest, manifestsOf, metallbCrds } from "./manifests";
 import { metallbVersion } from "./versions";
 
@@ -17,7 +17,6 @@ let run: ProgramRun;
 let manifests: Manifest[];
 
 const find = (kind: string) => manifests.filter((m) => m.kind === kind);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
     cp = await startControlPlane();

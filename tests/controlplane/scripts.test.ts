@@ -12,7 +12,7 @@ import * as path from "path";
 import { ControlPlanePkiFile, controlPlanePkiFiles, renderPkiBundle } from "../../components/identity";
 import { runProgram } from "../helpers/program";
 import { callsTo, createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
-import { binaries, ControlPlane, kubeadmInitSettings, kubernetesRelease, startControlPlane } from "./controlPlane";
+import { binaries, ControlPlane, kubeadmInitSettings, kubernetesRelease, sleep, startControlPlane } from "./controlPlane";
 import { manifestsOf } from "./manifests";
 
 let cp: ControlPlane;
@@ -25,8 +25,6 @@ afterAll(async () => {
 });
 
 const runOnControlPlane = (name: string, settings: Record<string, string>, env: Record<string, string> = {}) => cp.runScript(name, settings, env);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function createNode(name: string, ready: boolean): Promise<void> {
     await cp.send("POST", "/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } });

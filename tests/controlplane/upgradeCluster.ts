@@ -7,29 +7,13 @@
  * provider would (cordon, server-side apply, scale), and inside the scripts under test.
  */
 import { runProgram } from "../helpers/program";
-import { ControlPlane, kwokNode, startControlPlane } from "./controlPlane";
+import { ControlPlane, kwokNode, sleep, startControlPlane, until } from "./controlPlane";
 import { manifestsOf } from "./manifests";
 import { kubernetesPatches } from "./versions";
 
 /** The upgrade the tier exercises: the previous supported minor's release to the default minor's. */
 export const from = kubernetesPatches["1.36"];
 export const to = kubernetesPatches["1.37"];
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Reads until `ok` holds (every 100 ms: a read is a request in process; at most `timeoutMs`); returns the value that passed. */
-export async function until<T>(what: string, read: () => T | Promise<T>, ok: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let value = await read();
-    while (!ok(value)) {
-        if (Date.now() > deadline) {
-            throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs / 1000}s`);
-        }
-        await sleep(100);
-        value = await read();
-    }
-    return value;
-}
 
 /** The namespaces the tests fill: the app's and the budget test's own. */
 const testNamespaces = ["http-go", "upgrade-pdb"];

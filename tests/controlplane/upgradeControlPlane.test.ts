@@ -12,7 +12,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { createSandbox, readRoot, removeSandboxes, runScript as runStubbed, setState, writeRoot } from "../scripts/harness";
 import { versions } from "../../components/versions";
-import { from, to, until, upgradeCluster } from "./upgradeCluster";
+import { until } from "./controlPlane";
+import { from, to, upgradeCluster } from "./upgradeCluster";
 
 const { cp, runOnControlPlane, node, createWorker, reset, podsOf, appFor } = upgradeCluster(from);
 afterAll(() => removeSandboxes());

@@ -11,7 +11,8 @@
  * The chain reads only the API server's version and the nodes' reported kubelets, so the control
  * plane starts at 1.37 instead of moving there first: the move itself is upgradeControlPlane.test.ts's.
  */
-import { from, to, until, upgradeCluster } from "./upgradeCluster";
+import { until } from "./controlPlane";
+import { from, to, upgradeCluster } from "./upgradeCluster";
 
 const { cp, runOnControlPlane, node, drainedFor, createWorker, restartKubeletAt, reset, podsOf, appFor, fewestReadyWhile } = upgradeCluster(to);
 
