@@ -14,8 +14,8 @@ export default defineConfig([
         rules: { "@typescript-eslint/no-explicit-any": "off" },
     },
     {
-        // Test support modules (tests/helpers/, tests/app/harness.ts) reload the program and
-        // @pulumi/pulumi in a fresh jest module registry per run, which needs a plain require().
+        // Test support modules (tests/helpers/, tests/app/harness.ts) require the program's modules
+        // inside each run (index.ts afresh, in an isolated jest module registry): a plain require().
         // Test files themselves keep the rule.
         files: ["tests/**/*.ts"],
         ignores: ["tests/**/*.test.ts"],

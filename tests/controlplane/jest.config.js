@@ -8,6 +8,7 @@ module.exports = {
     testEnvironment: "<rootDir>/tests/controlplane/environment.js",
     roots: ["<rootDir>/tests/controlplane"],
     testMatch: ["**/*.test.ts"],
+    setupFiles: ["<rootDir>/tests/helpers/loadOnFirstUse.ts"],
     globalSetup: "<rootDir>/tests/controlplane/globalSetup.ts",
     transform: { "^.+\\.ts$": ["@swc/jest", { jsc: { target: "es2022" }, module: { type: "commonjs" } }] },
     testTimeout: 120000,

@@ -36,8 +36,7 @@ import * as http from "http";
 import * as https from "https";
 import * as os from "os";
 import * as path from "path";
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
-import { sshUser } from "../../components/nodes";
+import type { Stack } from "@pulumi/pulumi/automation";
 import { versions } from "../../components/versions";
 import { decideE2e, E2eSettings, probeMachine } from "./preconditions";
 import {
@@ -119,6 +118,9 @@ describeE2e("e2e: one `pulumi up` to a serving URL, then a clean destroy", () =>
             `project ${settings.project}, ${settings.zone}; backend ${settings.backendUrl}; credentials: ${settings.credentials}; ` +
                 `pulumi ${settings.pulumiVersion}${settings.generatedPassphrase ? "; generated passphrase" : ""}`,
         );
+        // Loaded here, not at the top: a skipped run (every `npm test` without credentials) does not pay for it.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { LocalWorkspace } = require("@pulumi/pulumi/automation") as typeof import("@pulumi/pulumi/automation");
         stack = await LocalWorkspace.createOrSelectStack(
             { stackName: settings.stackName, workDir: repoRoot },
             { envVars: settings.pulumiEnv },
@@ -472,6 +474,9 @@ function httpGet(url: string, timeoutMs = 10_000): Promise<HttpResult> {
  * returns its stdout. The VM was created by this test moments ago, so its host key is taken as it is.
  */
 function onControlPlane(outputs: Record<string, unknown>, command: string): string {
+    // Required here, not imported: the components load the SDKs, which a skipped run need not pay for.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { sshUser } = require("../../components/nodes") as typeof import("../../components/nodes");
     const keyFile = path.join(tmpDir, "ssh-key");
     fs.writeFileSync(keyFile, String(outputs.sshPrivateKey), { mode: 0o600 });
     const host = (outputs.controlPlane as { externalIp?: string } | undefined)?.externalIp;

@@ -97,6 +97,14 @@ export interface RunResult {
     stderr: string;
 }
 
+/**
+ * The stubs as each sandbox gets them: run by the host's bash itself. Their `#!/usr/bin/env bash`
+ * would add an exec of env to each of the hundreds of stub calls a test file makes.
+ */
+const stubs: [string, string][] = fs
+    .readdirSync(stubsDir)
+    .map((stub) => [stub, fs.readFileSync(path.join(stubsDir, stub), "utf8").replace(/^#!\/usr\/bin\/env bash\n/, `#!${bashPath}\n`)]);
+
 const sandboxes: string[] = [];
 
 export function createSandbox(): Sandbox {
@@ -113,9 +121,8 @@ export function createSandbox(): Sandbox {
     for (const d of [sb.root, sb.state, sb.bin, sb.tools, path.join(dir, "tmp")]) {
         fs.mkdirSync(d, { recursive: true });
     }
-    for (const stub of fs.readdirSync(stubsDir)) {
-        fs.copyFileSync(path.join(stubsDir, stub), path.join(sb.bin, stub));
-        fs.chmodSync(path.join(sb.bin, stub), 0o755);
+    for (const [stub, text] of stubs) {
+        fs.writeFileSync(path.join(sb.bin, stub), text, { mode: 0o755 });
     }
     for (const [tool, target] of hostToolPaths) {
         fs.symlinkSync(target, path.join(sb.tools, tool));
