@@ -1,7 +1,8 @@
 /**
  * Runs this part's components under Pulumi's mock runtime and records every resource they
  * declare: type, name, resolved inputs, parent, dependsOn, the provider it was given.
- * Each run loads fresh copies of @pulumi/pulumi and the components, so runs are independent.
+ * Runs are independent: each starts a fresh mock runtime and root stack (recordUnderMocks); the
+ * components keep no state of their own, so the test file's copies serve every run.
  */
 import { promiseOf, recordUnderMocks, Recording, RecordedResource } from "../helpers/program";
 
