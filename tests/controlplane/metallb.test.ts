@@ -8,7 +8,7 @@
  * controller looks itself up; nothing runs it.
  */
 import { ProgramRun, runProgram } from "../helpers/program";
-import { binaries, ControlPlane, freePort, sleep, startControlPlane } from "./controlPlane";
+import { binaries, ControlPlane, freePort, startControlPlane, until } from "./controlPlane";
 import { applyOrder, Manifest, manifestsOf, metallbCrds } from "./manifests";
 import { metallbVersion } from "./versions";
 
@@ -77,11 +77,7 @@ test("the app's Service gets exactly the reserved IP from the pool", async () =>
     const reserved = (pool.spec as any).addresses[0].replace(/\/32$/, "");
     expect(service.metadata.annotations).toMatchObject({ "metallb.io/loadBalancerIPs": reserved, "metallb.io/address-pool": pool.metadata.name });
 
-    let ingress: string[] = [];
-    for (let i = 0; i < 120 && ingress.length === 0; i++) {
-        await sleep(500);
-        ingress = await ingressOf(service.metadata.namespace!, service.metadata.name);
-    }
+    const ingress = await until("the app's Service's ingress IPs", () => ingressOf(service.metadata.namespace!, service.metadata.name), (ips) => ips.length > 0);
     expect(ingress).toEqual([reserved]);
 });
 
@@ -98,11 +94,7 @@ test("a LoadBalancer Service that does not ask for the pool gets no IP", async (
         }),
     );
     // The controller saw it and refused it (an event), rather than never having looked.
-    let events: string[] = [];
-    for (let i = 0; i < 60 && !events.includes("AllocationFailed"); i++) {
-        await sleep(500);
-        events = await eventReasonsFor(namespace, "uninvited");
-    }
+    const events = await until("the events about the uninvited Service", () => eventReasonsFor(namespace, "uninvited"), (reasons) => reasons.includes("AllocationFailed"), 30_000);
     expect(events).toContain("AllocationFailed");
     expect(await ingressOf(namespace, "uninvited")).toEqual([]);
     // ...and the app's Service kept its address.

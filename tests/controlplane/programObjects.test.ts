@@ -4,7 +4,7 @@
  * namespace), CRD structural schemas and the controllers that create the app's Pods.
  */
 import { ProgramRun, runProgram } from "../helpers/program";
-import { ControlPlane, startControlPlane } from "./controlPlane";
+import { ControlPlane, startControlPlane, until } from "./controlPlane";
 import { applyOrder, Manifest, manifestsOf, metallbCrds } from "./manifests";
 
 let cp: ControlPlane;
@@ -61,14 +61,14 @@ test("the Deployment creates its ReplicaSet and the configured number of Pods in
     const selector = Object.entries((deployment.spec as any).selector.matchLabels as Record<string, string>)
         .map(([k, v]) => `${k}=${v}`)
         .join(",");
-    let pods: any[] = [];
-    let events = "";
-    for (let i = 0; i < 120 && pods.length < replicas && !events; i++) {
-        await new Promise((r) => setTimeout(r, 500));
-        pods = (await cp.get(`/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`)).items;
-        events = await failedCreates(namespace);
-    }
-    expect({ pods: pods.length, failedCreates: events.trim() }).toEqual({ pods: replicas, failedCreates: "" });
+    const podsOf = async (): Promise<any[]> => (await cp.get(`/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`)).items;
+    const seen = await until(
+        "the Deployment's Pods, or a FailedCreate",
+        async () => ({ pods: (await podsOf()).length, failedCreates: (await failedCreates(namespace)).trim() }),
+        (now) => now.pods >= replicas || now.failedCreates !== "",
+    );
+    expect(seen).toEqual({ pods: replicas, failedCreates: "" });
+    const pods = await podsOf();
     const replicaSets = JSON.parse(cp.kubectlOk(["-n", namespace, "get", "replicasets", "-l", selector, "-o", "json"])).items;
     expect(replicaSets).toHaveLength(1);
     expect(replicaSets[0].metadata.ownerReferences[0]).toMatchObject({ kind: "Deployment", name: deployment.metadata.name });
@@ -110,11 +110,7 @@ describe("the tier catches what the API server rejects", () => {
         expect(r.status).toBe(0);
         expect(r.stderr).toMatch(/would violate PodSecurity "restricted:[^"]+": runAsNonRoot != true/);
         // ...but its ReplicaSet cannot create a single Pod.
-        let message = "";
-        for (let i = 0; i < 60 && !message; i++) {
-            message = await failedCreates(deployment.metadata.namespace);
-            await new Promise((res) => setTimeout(res, 500));
-        }
+        const message = await until("a FailedCreate of the broken Deployment", () => failedCreates(deployment.metadata.namespace), (m) => m !== "", 30_000);
         expect(message).toMatch(/forbidden: violates PodSecurity "restricted/);
         const pods = JSON.parse(cp.kubectlOk(["-n", deployment.metadata.namespace, "get", "pods", "-l", "broken=security-context", "-o", "json"])).items;
         expect(pods).toHaveLength(0);
