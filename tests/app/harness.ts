@@ -52,8 +52,8 @@ function mockState(type: string, name: string, inputs: Record<string, any>): Rec
 }
 
 /**
- * Builds resources inside a fresh mock runtime. `build` receives freshly loaded modules and
- * returns anything (Outputs inside are resolved into `result`).
+ * Builds resources inside a fresh mock runtime. `build` receives the SDKs and the components (the
+ * test file's copies, which keep no state) and returns anything (Outputs inside are resolved into `result`).
  */
 export async function run<T>(build: (m: Modules) => T): Promise<Run<{ [K in keyof T]: any }>> {
     const recording = await recordUnderMocks(

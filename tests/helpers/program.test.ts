@@ -4,6 +4,7 @@
  */
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
+import * as path from "path";
 import { types } from "util";
 import { loadFresh, recordUnderMocks } from "./program";
 
@@ -23,8 +24,16 @@ test("loadFresh evaluates a project module anew each time, with the shared SDKs 
 });
 
 test("TypeScript, which the SDK requires at import and never uses here, is loaded only when read", () => {
+    const typescriptLoaded = () => Object.keys(require.cache).some((file) => file.endsWith(path.join("node_modules", "typescript", "lib", "typescript.js")));
+    // The SDK has required it (importing this file's pulumi did), and so does this test:
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const ts = require("typescript");
     expect(types.isProxy(ts)).toBe(true);
+    expect(typescriptLoaded()).toBe(false);
     expect(ts.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(typescriptLoaded()).toBe(true);
+});
+
+test("a fresh load that would make second copies of a package's modules is refused, naming them", () => {
+    expect(() => loadFresh("@pulumi/pulumi/output")).toThrow(/package files again.*add their package to sharedSdks.*node_modules/);
 });

@@ -115,8 +115,6 @@ export function mockInvoke(token: string, inputs: Record<string, any>): Record<s
     }
 }
 
-// Every fresh copy of @pulumi/pulumi adds an exit listener; a test file evaluates the program a dozen times.
-process.setMaxListeners(Math.max(process.getMaxListeners(), 64));
 
 /** A real CA certificate (tests/fixtures/pki), handed out as every tls.SelfSignedCert's: the program parses the cluster CA's. */
 export const fixtureCaCertPem = fs.readFileSync(path.join(__dirname, "..", "fixtures", "pki", "ca.crt"), "utf8");
@@ -232,14 +230,26 @@ function shareSdks(): void {
  * A fresh copy of the module at `modulePath` (relative to this file) and of the project modules it
  * imports, in an isolated registry: index.ts declares the stack when it is loaded, so each run loads
  * it anew. The SDKs come from shareSdks. Unlike jest.resetModules, isolation keeps what jest has
- * already read, resolved and transformed, and the provider SDKs' lazily loaded resource modules
- * (utilities.lazyLoad) stay loaded from one run to the next (a run took 6% longer with a reset).
+ * already read, resolved and transformed, and the provider SDKs' resource modules, which they load
+ * lazily (utilities.lazyLoad) once the program first awaits, stay loaded from one run to the next (a
+ * run took 6% longer with a reset).
+ *
+ * Only the mocked entry points reach into the isolation: anything else a package requires while the
+ * module loads (before its first await) would be a second copy, state and all (the SDK's
+ * runtime/settings.js keeps its monitor in a module variable). That is refused here, naming the files.
  */
 export function loadFresh<T>(modulePath: string): T {
     shareSdks();
     let loaded: T | undefined;
     jest.isolateModules(() => {
         loaded = require(modulePath);
+        const packageFiles = Object.keys(require.cache).filter((file) => file.includes(`${path.sep}node_modules${path.sep}`));
+        if (packageFiles.length > 0) {
+            throw new Error(
+                `loading ${modulePath} afresh loaded ${packageFiles.length} package files again, which would be second copies of ` +
+                    `what the program shares (add their package to sharedSdks in tests/helpers/program.ts): ${packageFiles.slice(0, 5).join(", ")}`,
+            );
+        }
     });
     return loaded as T;
 }
