@@ -569,6 +569,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
                 stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
             });
             if (input !== undefined) {
+                // EPIPE: the script ended before reading all of its stdin, as one that refuses its
+                // settings does; its status and output still come (tests/scripts/harness.ts allows the same).
+                child.stdin!.on("error", (error: NodeJS.ErrnoException) => error.code === "EPIPE" || reject(error));
                 child.stdin!.end(input);
             }
             let stdout = "";
