@@ -12,7 +12,7 @@ import * as path from "path";
 import { ControlPlanePkiFile, controlPlanePkiFiles, renderPkiBundle } from "../../components/identity";
 import { runProgram } from "../helpers/program";
 import { callsTo, createSandbox, removeSandboxes, runScript as runStubbed } from "../scripts/harness";
-import { binaries, ControlPlane, kubeadmInitSettings, kubernetesRelease, sleep, startControlPlane } from "./controlPlane";
+import { binaries, ControlPlane, kubeadmInitSettings, kubernetesRelease, sleep, startControlPlane, until } from "./controlPlane";
 import { manifestsOf } from "./manifests";
 
 let cp: ControlPlane;
@@ -176,16 +176,18 @@ describe("drain-node.sh on a node with the app's Pods and PodDisruptionBudget", 
         })();
         try {
             // Every Pod of the app on the drained worker, Ready, and the PDB allowing one disruption.
-            for (let i = 0; i < 100; i++) {
-                const pdb = await cp.get(`/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/http-go`);
-                if (!pdb) {
-                    throw new Error(`the app's PodDisruptionBudget ${namespace}/http-go is missing`);
-                }
-                if (pdb.status?.currentHealthy === replicas && pdb.status?.disruptionsAllowed === 1) {
-                    break;
-                }
-                await sleep(300);
-            }
+            await until(
+                "the app's PodDisruptionBudget: every Pod healthy, one disruption allowed",
+                async () => {
+                    const pdb = await cp.get(`/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/http-go`);
+                    if (!pdb) {
+                        throw new Error(`the app's PodDisruptionBudget ${namespace}/http-go is missing`);
+                    }
+                    return { currentHealthy: pdb.status?.currentHealthy, disruptionsAllowed: pdb.status?.disruptionsAllowed };
+                },
+                (status) => status.currentHealthy === replicas && status.disruptionsAllowed === 1,
+                30_000,
+            );
             const onNode = () =>
                 (JSON.parse(cp.kubectlOk(["-n", namespace, "get", "pods", "--field-selector", "spec.nodeName=drained-worker", "-o", "json"])).items as any[]).length;
             expect(onNode()).toBe(replicas);

@@ -115,7 +115,6 @@ export function mockInvoke(token: string, inputs: Record<string, any>): Record<s
     }
 }
 
-
 /** A real CA certificate (tests/fixtures/pki), handed out as every tls.SelfSignedCert's: the program parses the cluster CA's. */
 export const fixtureCaCertPem = fs.readFileSync(path.join(__dirname, "..", "fixtures", "pki", "ca.crt"), "utf8");
 
